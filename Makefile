@@ -1,0 +1,38 @@
+# Two entry points: `make demo` and `make test`. Both are idempotent from a fresh clone.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint typecheck unit bench clean install
+
+$(BIN)/python:
+	$(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip uv
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,s3]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python -m airflow_datum_provider.demo
+
+lint: $(STAMP)
+	$(BIN)/ruff check airflow_datum_provider tests benchmarks dags
+	$(BIN)/ruff format --check airflow_datum_provider tests benchmarks dags
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+test: lint typecheck unit
+
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench_store.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,26 @@
+"""airflow-datum-provider: Pachyderm's datum model for Apache Airflow 3.
+
+The root exports the few names a DAG author types, lazily (PEP 562), so that Airflow's provider
+discovery, which imports this package, stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+_LAZY = {
+    "Store": "airflow_datum_provider.core.store",
+    "DatumError": "airflow_datum_provider.core.errors",
+}
+
+__all__ = ["DatumError", "Store", "__version__"]
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)

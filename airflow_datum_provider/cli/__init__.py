@@ -1,0 +1,1 @@
+"""datumctl: pachctl-style verbs over the datum store."""

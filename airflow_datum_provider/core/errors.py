@@ -1,0 +1,159 @@
+"""The one exception tree of airflow-datum-provider.
+
+::
+
+    DatumError                      root; ``transient`` says whether a retry can help
+    ├── SpecError (ValueError)      a pipeline spec, input or option is malformed (``field``)
+    │   └── GlobError               a glob pattern does not compile (``pattern``)
+    ├── StoreError                  anything the versioned store refuses
+    │   ├── StoreFormatError        the store's format-version file is missing a known version
+    │   ├── InvalidPathError (ValueError)   a file path breaks Pachyderm's path rules (``path``)
+    │   ├── InvalidNameError (ValueError)   a repo or branch name is not allowed (``name``)
+    │   ├── NotFoundError (LookupError)     repo / branch / commit / file does not exist
+    │   │   ├── RepoNotFound
+    │   │   ├── BranchNotFound
+    │   │   ├── CommitNotFound
+    │   │   └── FileNotFound
+    │   ├── AlreadyExistsError      a repo or branch to create is there already
+    │   ├── CommitFinishedError     a finished commit cannot be written to
+    │   └── ConflictError           a compare-and-swap lost a race (transient)
+    ├── PipelineError               a pipeline or job cannot run as asked
+    │   ├── PipelineNotFound (LookupError)
+    │   ├── JobNotFound (LookupError)
+    │   └── JobFailed               the job ended failed / killed (``reason``)
+    └── MergeError                  outputs cannot be merged (``path``)
+
+Errors carry their data as attributes and pickle cleanly (they cross process boundaries in
+worker pools and Airflow's XCom of failures).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+__all__ = [
+    "AlreadyExistsError",
+    "BranchNotFound",
+    "CommitFinishedError",
+    "CommitNotFound",
+    "ConflictError",
+    "DatumError",
+    "FileNotFound",
+    "GlobError",
+    "InvalidNameError",
+    "InvalidPathError",
+    "JobFailed",
+    "JobNotFound",
+    "MergeError",
+    "NotFoundError",
+    "PipelineError",
+    "PipelineNotFound",
+    "RepoNotFound",
+    "SpecError",
+    "StoreError",
+    "StoreFormatError",
+]
+
+
+class DatumError(Exception):
+    """Root of every error this package raises on purpose."""
+
+    transient: bool = False
+
+    def __init__(self, message: str, **attrs: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self._attrs = attrs
+        for key, value in attrs.items():
+            setattr(self, key, value)
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self.message, self._attrs))
+
+    def __str__(self) -> str:
+        return self.message
+
+
+def _rebuild(cls: type[DatumError], message: str, attrs: dict[str, Any]) -> DatumError:
+    return cls(message, **attrs)
+
+
+class SpecError(DatumError, ValueError):
+    """A pipeline spec, input spec or option is malformed; ``field`` names where."""
+
+    def __init__(self, message: str, *, field: str = "", **attrs: Any) -> None:
+        super().__init__(f"{field}: {message}" if field else message, field=field, **attrs)
+
+
+class GlobError(SpecError):
+    """A glob pattern does not compile."""
+
+
+class StoreError(DatumError):
+    """The versioned store refuses an operation."""
+
+
+class StoreFormatError(StoreError):
+    """The store's format-version file names a version this package does not know."""
+
+
+class InvalidPathError(StoreError, ValueError):
+    """A file path breaks Pachyderm's path rules."""
+
+
+class InvalidNameError(StoreError, ValueError):
+    """A repo, branch or pipeline name is not allowed."""
+
+
+class NotFoundError(StoreError, LookupError):
+    """Something that was asked for does not exist."""
+
+
+class RepoNotFound(NotFoundError):
+    """The repo does not exist."""
+
+
+class BranchNotFound(NotFoundError):
+    """The branch does not exist."""
+
+
+class CommitNotFound(NotFoundError):
+    """The commit does not exist."""
+
+
+class FileNotFound(NotFoundError):
+    """The file does not exist in that commit."""
+
+
+class AlreadyExistsError(StoreError):
+    """A repo or branch to create already exists."""
+
+
+class CommitFinishedError(StoreError):
+    """A finished commit is immutable."""
+
+
+class ConflictError(StoreError):
+    """A compare-and-swap lost a race; retrying can succeed."""
+
+    transient = True
+
+
+class PipelineError(DatumError):
+    """A pipeline or job cannot run as asked."""
+
+
+class PipelineNotFound(PipelineError, LookupError):
+    """The pipeline does not exist."""
+
+
+class JobNotFound(PipelineError, LookupError):
+    """The job does not exist."""
+
+
+class JobFailed(PipelineError):
+    """A job ended in failure or was killed; ``reason`` is Pachyderm's reason text."""
+
+
+class MergeError(DatumError):
+    """Datum outputs cannot be merged into one commit (collisions)."""
