@@ -1,0 +1,29 @@
+"""The versioned repo store on fsspec: repos, branches, immutable commits, blobs."""
+
+from __future__ import annotations
+
+from airflow_datum_provider.core.store.manifest import Entry, Manifest
+from airflow_datum_provider.core.store.paths import check_name, clean_path
+from airflow_datum_provider.core.store.store import (
+    BranchInfo,
+    CommitInfo,
+    FileDiff,
+    FileInfo,
+    OpenCommit,
+    RepoInfo,
+    Store,
+)
+
+__all__ = [
+    "BranchInfo",
+    "CommitInfo",
+    "Entry",
+    "FileDiff",
+    "FileInfo",
+    "Manifest",
+    "OpenCommit",
+    "RepoInfo",
+    "Store",
+    "check_name",
+    "clean_path",
+]

@@ -1,0 +1,262 @@
+"""Object access for the store: a tiny key/value surface over the local disk or any fsspec FS.
+
+Keys are ``/``-separated paths relative to the store root. Every backend offers:
+
+* ``write`` — atomic overwrite (readers see the old or the new object, never a torn one);
+* ``create`` — exclusive create, the compare-and-swap primitive the ref log relies on;
+* ``read`` / ``open_read`` / ``list`` / ``exists`` / ``delete_tree``.
+
+How ``create`` is made atomic (see ``docs/storage.md``):
+
+* local folder: write a temp file, then ``os.link`` it to the final name (link fails when the
+  name exists, and the content is complete before it becomes visible);
+* S3: ``PutObject`` with ``If-None-Match: *`` (conditional write);
+* ``memory://``: a process-wide lock (the memory FS is process-local anyway);
+* any other fsspec FS: a check-then-write that is NOT safe against concurrent writers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import IO, Any, Protocol
+
+from airflow_datum_provider.core.errors import StoreError
+
+__all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend"]
+
+
+class Backend(Protocol):
+    """What the store needs from storage."""
+
+    url: str
+    local_root: Path | None
+
+    def read(self, key: str) -> bytes: ...
+    def write(self, key: str, data: bytes) -> None: ...
+    def create(self, key: str, data: bytes) -> bool: ...
+    def exists(self, key: str) -> bool: ...
+    def list(self, key: str) -> list[str]: ...
+    def delete(self, key: str) -> None: ...
+    def delete_tree(self, key: str) -> None: ...
+    def open_read(self, key: str) -> IO[bytes]: ...
+    def open_write_temp(self) -> tuple[str, IO[bytes]]: ...
+    def move_into(self, temp_key: str, key: str) -> None: ...
+
+
+class LocalBackend:
+    """A folder on the local disk, driven with plain ``os`` calls (fast path)."""
+
+    local_root: Path | None
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.local_root = root
+        self.url = str(root)
+        self._dirs: set[str] = set()
+        root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, key)
+
+    def _ensure_parent(self, path: str) -> None:
+        parent = os.path.dirname(path)
+        if parent not in self._dirs:
+            os.makedirs(parent, exist_ok=True)
+            self._dirs.add(parent)
+
+    def read(self, key: str) -> bytes:
+        with open(self._path(key), "rb") as fh:
+            return fh.read()
+
+    def _temp_for(self, path: str) -> str:
+        return f"{path}.{uuid.uuid4().hex}.tmp"
+
+    def write(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        self._ensure_parent(path)
+        tmp = self._temp_for(path)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+        os.replace(tmp, path)
+
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        self._ensure_parent(path)
+        tmp = self._temp_for(path)
+        with open(tmp, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        try:
+            os.link(tmp, path)
+        except FileExistsError:
+            return False
+        finally:
+            os.unlink(tmp)
+        return True
+
+    def exists(self, key: str) -> bool:
+        return os.path.exists(self._path(key))
+
+    def list(self, key: str) -> list[str]:
+        try:
+            names = os.listdir(self._path(key))
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        return sorted(n for n in names if not n.endswith(".tmp"))
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(self._path(key))
+
+    def delete_tree(self, key: str) -> None:
+        import shutil
+
+        path = self._path(key)
+        shutil.rmtree(path, ignore_errors=True)
+        self._dirs = {d for d in self._dirs if not d.startswith(path)}
+
+    def open_read(self, key: str) -> IO[bytes]:
+        return open(self._path(key), "rb")
+
+    def open_write_temp(self) -> tuple[str, IO[bytes]]:
+        key = f"tmp/{uuid.uuid4().hex}"
+        path = self._path(key)
+        self._ensure_parent(path)
+        return key, open(path, "wb")
+
+    def move_into(self, temp_key: str, key: str) -> None:
+        path = self._path(key)
+        self._ensure_parent(path)
+        os.replace(self._path(temp_key), path)
+
+
+_MEMORY_LOCK = threading.Lock()
+
+
+class FsspecBackend:
+    """Any fsspec filesystem under a root path (``memory://``, ``s3://``, ``gcs://`` ...)."""
+
+    local_root: Path | None = None
+
+    def __init__(self, fs: Any, root: str, url: str) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        self.protocol = protocol
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if self.root else key
+
+    def read(self, key: str) -> bytes:
+        data: bytes = self.fs.cat_file(self._path(key))
+        return data
+
+    def write(self, key: str, data: bytes) -> None:
+        self.fs.pipe_file(self._path(key), data)
+
+    def create(self, key: str, data: bytes) -> bool:
+        path = self._path(key)
+        if self.protocol in ("s3", "s3a"):
+            try:
+                self.fs.pipe_file(path, data, mode="create")
+            except (FileExistsError, OSError) as exc:
+                if _is_precondition_failure(exc):
+                    return False
+                raise
+            return True
+        with _MEMORY_LOCK:
+            if self.fs.exists(path):
+                return False
+            self.fs.pipe_file(path, data)
+            return True
+
+    def exists(self, key: str) -> bool:
+        return bool(self.fs.exists(self._path(key)))
+
+    def list(self, key: str) -> list[str]:
+        path = self._path(key)
+        self.fs.invalidate_cache(path)
+        try:
+            entries = self.fs.ls(path, detail=False)
+        except (FileNotFoundError, NotADirectoryError):
+            return []
+        names = {str(e).rstrip("/").rsplit("/", 1)[-1] for e in entries}
+        names.discard("")
+        return sorted(names)
+
+    def delete(self, key: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm_file(self._path(key))
+
+    def delete_tree(self, key: str) -> None:
+        path = self._path(key)
+        with contextlib.suppress(FileNotFoundError):
+            self.fs.rm(path, recursive=True)
+        self.fs.invalidate_cache(path)
+
+    def open_read(self, key: str) -> IO[bytes]:
+        fh: IO[bytes] = self.fs.open(self._path(key), "rb")
+        return fh
+
+    def open_write_temp(self) -> tuple[str, IO[bytes]]:
+        key = f"tmp/{uuid.uuid4().hex}"
+        fh: IO[bytes] = self.fs.open(self._path(key), "wb")
+        return key, fh
+
+    def move_into(self, temp_key: str, key: str) -> None:
+        self.fs.mv(self._path(temp_key), self._path(key))
+
+
+def _is_precondition_failure(exc: BaseException) -> bool:
+    if isinstance(exc, FileExistsError):
+        return True
+    text = f"{exc!r} {getattr(exc, '__cause__', '')!r}"
+    return "PreconditionFailed" in text or "412" in text or "ConditionalRequestConflict" in text
+
+
+def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> Backend:
+    """Open a backend for a path, a URL, or a UPath-like object (``.fs`` and ``.path``)."""
+    options = dict(storage_options or {})
+    if hasattr(url, "fs") and hasattr(url, "path") and not isinstance(url, (str, os.PathLike)):
+        fs = url.fs
+        protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+        if protocol in ("file", "local"):
+            return LocalBackend(Path(url.path))
+        return FsspecBackend(fs, str(url.path), str(url))
+    if isinstance(url, os.PathLike):
+        url = os.fspath(url)
+    if not isinstance(url, str) or not url:
+        raise StoreError(f"store URL: {url!r} is not a path or URL")
+    if "://" not in url:
+        return LocalBackend(Path(url).expanduser().absolute())
+    protocol, _, rest = url.partition("://")
+    if protocol in ("file", "local"):
+        return LocalBackend(Path(rest).expanduser().absolute())
+    import fsspec
+
+    if protocol in ("s3", "s3a"):
+        options.setdefault("use_listings_cache", False)
+    try:
+        fs = fsspec.filesystem(protocol, **options)
+    except (ImportError, ValueError) as exc:
+        raise StoreError(f"store URL {url!r}: cannot open protocol {protocol!r}: {exc}") from exc
+    root = rest.rstrip("/")
+    if protocol == "memory":
+        root = "/" + root.lstrip("/")
+    return FsspecBackend(fs, root, url)
+
+
+def iter_chunks(fh: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:
+    """Yield a file's content in ``size`` pieces."""
+    while True:
+        data = fh.read(size)
+        if not data:
+            return
+        yield data

@@ -1,0 +1,231 @@
+"""Commit manifests: sorted, compact, streamable lists of ``(path, hash, size, tag)``.
+
+A manifest is a small JSON index plus content-addressed chunks. Each chunk is a gzip'd TSV of
+entries sorted by path; chunk boundaries are content-defined (a cut after a path whose CRC32 has
+its low 12 bits zero, or at 16,384 entries), so two commits that share most files share most
+chunks. Opening a commit reads only the index; listing streams chunks one at a time; looking up
+one path or one directory reads only the chunks whose path range covers it.
+
+``tag`` is the id of the datum that wrote the file (empty for files put by users); the merge
+uses it to detect two datums writing one path.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import heapq
+import json
+import zlib
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
+from typing import NamedTuple
+
+from airflow_datum_provider.core.store import _layout
+from airflow_datum_provider.core.store._backend import Backend
+
+__all__ = ["ChunkRef", "Entry", "Manifest", "ManifestWriter", "Op", "merge_ops"]
+
+_CUT_MASK = 0xFFF
+_MAX_CHUNK = 16384
+
+
+class Entry(NamedTuple):
+    """One file of a commit."""
+
+    path: str
+    hash: str
+    size: int
+    tag: str = ""
+
+
+class Op(NamedTuple):
+    """One staged change: ``P`` put, ``A`` append, ``D`` delete (path and everything below)."""
+
+    kind: str
+    path: str
+    hash: str = ""
+    size: int = 0
+    tag: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChunkRef:
+    """Where one chunk lives and which paths it covers."""
+
+    first: str
+    last: str
+    count: int
+    size: int
+    key: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Manifest:
+    """The index of a commit's files; chunks are read lazily."""
+
+    chunks: tuple[ChunkRef, ...]
+    count: int
+    size: int
+
+    @classmethod
+    def empty(cls) -> Manifest:
+        return cls(chunks=(), count=0, size=0)
+
+    def to_json(self) -> bytes:
+        return json.dumps(
+            {
+                "version": 1,
+                "count": self.count,
+                "size": self.size,
+                "chunks": [[c.first, c.last, c.count, c.size, c.key] for c in self.chunks],
+            },
+            separators=(",", ":"),
+        ).encode()
+
+    @classmethod
+    def from_json(cls, data: bytes) -> Manifest:
+        raw = json.loads(data)
+        chunks = tuple(
+            ChunkRef(first=f, last=la, count=n, size=s, key=k) for f, la, n, s, k in raw["chunks"]
+        )
+        return cls(chunks=chunks, count=raw["count"], size=raw["size"])
+
+    def entries(self, backend: Backend, prefix: str = "/") -> Iterator[Entry]:
+        """Stream entries whose path starts with ``prefix``, in path order."""
+        if prefix == "/":
+            for chunk in self.chunks:
+                yield from read_chunk(backend, chunk.key)
+            return
+        lasts = [c.last for c in self.chunks]
+        start = bisect_left(lasts, prefix)
+        for chunk in self.chunks[start:]:
+            if chunk.first > prefix and not chunk.first.startswith(prefix):
+                return
+            for entry in read_chunk(backend, chunk.key):
+                if entry.path.startswith(prefix):
+                    yield entry
+                elif entry.path > prefix:
+                    return
+
+    def lookup(self, backend: Backend, path: str) -> Entry | None:
+        """Find one file, reading at most one chunk."""
+        lasts = [c.last for c in self.chunks]
+        idx = bisect_left(lasts, path)
+        if idx == len(self.chunks) or self.chunks[idx].first > path:
+            return None
+        for entry in read_chunk(backend, self.chunks[idx].key):
+            if entry.path == path:
+                return entry
+            if entry.path > path:
+                return None
+        return None
+
+
+def read_chunk(backend: Backend, key: str) -> Iterator[Entry]:
+    text = gzip.decompress(backend.read(_layout.chunk(key))).decode()
+    for line in text.splitlines():
+        path, digest, size, tag = line.split("\t")
+        yield Entry(path, digest, int(size), tag)
+
+
+class ManifestWriter:
+    """Collects sorted entries into content-addressed chunks."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self.chunks: list[ChunkRef] = []
+        self.count = 0
+        self.size = 0
+        self._lines: list[str] = []
+        self._first = ""
+        self._last = ""
+        self._chunk_size = 0
+        self._prev = ""
+
+    def add(self, entry: Entry) -> None:
+        path = entry.path
+        if path <= self._prev and self.count:
+            raise ValueError(f"manifest entries out of order: {path!r} after {self._prev!r}")
+        self._prev = path
+        if not self._lines:
+            self._first = path
+        self._lines.append(f"{path}\t{entry.hash}\t{entry.size}\t{entry.tag}\n")
+        self._last = path
+        self._chunk_size += entry.size
+        self.count += 1
+        self.size += entry.size
+        if (zlib.crc32(path.encode()) & _CUT_MASK) == 0 or len(self._lines) >= _MAX_CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        if not self._lines:
+            return
+        data = gzip.compress("".join(self._lines).encode(), compresslevel=6, mtime=0)
+        key = hashlib.blake2b(data, digest_size=32).hexdigest()
+        chunk_key = _layout.chunk(key)
+        if not self.backend.exists(chunk_key):
+            self.backend.write(chunk_key, data)
+        self.chunks.append(
+            ChunkRef(
+                first=self._first,
+                last=self._last,
+                count=len(self._lines),
+                size=self._chunk_size,
+                key=key,
+            )
+        )
+        self._lines = []
+        self._chunk_size = 0
+
+    def finish(self) -> Manifest:
+        self._flush()
+        return Manifest(chunks=tuple(self.chunks), count=self.count, size=self.size)
+
+
+def merge_ops(
+    base: Iterable[Entry],
+    segments: Iterable[Iterable[Op]],
+    append: Callable[[Entry | None, Op], Entry],
+) -> Iterator[Entry]:
+    """Apply sorted op segments (later segments win) to a sorted base listing, streaming.
+
+    Each segment is sorted by path with ops on one path kept in the order they were made. A
+    ``D`` op removes the path and everything below it (``path + "/"``) as of its position.
+    """
+    sources: list[Iterator[tuple[str, int, int, str, Entry | Op]]] = [
+        ((e.path, -1, i, "E", e) for i, e in enumerate(base))
+    ]
+    for seg_no, segment in enumerate(segments):
+        sources.append(((op.path, seg_no, i, op.kind, op) for i, op in enumerate(segment)))
+    merged = heapq.merge(*sources)
+    deletes: list[tuple[str, str, tuple[int, int]]] = []  # (prefix, upper bound, seq)
+    current_path: str | None = None
+    state: Entry | None = None
+    for path, seg_no, idx, kind, item in merged:
+        if path != current_path:
+            if state is not None:
+                yield state
+            current_path = path
+            state = None
+            if deletes:
+                deletes = [d for d in deletes if path < d[1]]
+        seq = (seg_no, idx)
+        if deletes and any(path.startswith(p) and seq < s for p, _, s in deletes):
+            continue
+        if kind == "E":
+            assert isinstance(item, Entry)
+            state = item
+        elif kind == "P":
+            assert isinstance(item, Op)
+            state = Entry(item.path, item.hash, item.size, item.tag)
+        elif kind == "A":
+            assert isinstance(item, Op)
+            state = append(state, item)
+        else:
+            state = None
+            prefix = path.rstrip("/") + "/"
+            deletes.append((prefix, prefix[:-1] + "0", seq))
+    if state is not None:
+        yield state

@@ -1,0 +1,946 @@
+"""The versioned store: repos, branches, immutable commits and content-addressed files.
+
+Publishing follows one rule: write immutable objects first (blobs, chunks, manifest, commit
+record), move the branch with one small exclusive create last (the ref log). A writer killed at
+any point leaves at most unreferenced objects and an unfinished commit that can be listed and
+deleted; no reader ever sees a partial commit, and no lock is held that could block others.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, BinaryIO
+
+from airflow_datum_provider.core.errors import (
+    AlreadyExistsError,
+    BranchNotFound,
+    CommitFinishedError,
+    CommitNotFound,
+    FileNotFound,
+    RepoNotFound,
+    StoreFormatError,
+)
+from airflow_datum_provider.core.store import _layout
+from airflow_datum_provider.core.store._backend import Backend, iter_chunks, open_backend
+from airflow_datum_provider.core.store.manifest import (
+    Entry,
+    Manifest,
+    ManifestWriter,
+    Op,
+    merge_ops,
+)
+from airflow_datum_provider.core.store.paths import check_name, clean_dir, clean_path
+
+__all__ = [
+    "BranchInfo",
+    "CommitInfo",
+    "FileDiff",
+    "FileInfo",
+    "OpenCommit",
+    "RepoInfo",
+    "Store",
+]
+
+_SMALL = 8 << 20
+_SEGMENT_OPS = 200_000
+_HEX32 = frozenset("0123456789abcdef")
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="microseconds")
+
+
+def _hasher() -> Any:
+    return hashlib.blake2b(digest_size=32)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RepoInfo:
+    """A repo as ``inspect repo`` shows it."""
+
+    name: str
+    description: str
+    created: str
+    branches: tuple[str, ...] = ()
+    size_bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "description": self.description,
+            "created": self.created,
+            "branches": list(self.branches),
+            "size_bytes": self.size_bytes,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BranchInfo:
+    """A branch and its head commit (``None`` for an empty branch)."""
+
+    repo: str
+    name: str
+    head: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"repo": self.repo, "branch": self.name, "head": self.head}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class CommitInfo:
+    """One commit. ``finished`` is ``None`` while the commit is open."""
+
+    repo: str
+    id: str
+    branch: str
+    parent: str | None
+    origin: str = "user"
+    description: str = ""
+    provenance: tuple[str, ...] = ()
+    started: str
+    finished: str | None = None
+    size_bytes: int = 0
+    file_count: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "repo": self.repo,
+            "id": self.id,
+            "branch": self.branch,
+            "parent": self.parent,
+            "origin": self.origin,
+            "description": self.description,
+            "provenance": list(self.provenance),
+            "started": self.started,
+            "finished": self.finished,
+            "size_bytes": self.size_bytes,
+            "file_count": self.file_count,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> CommitInfo:
+        return cls(
+            repo=raw["repo"],
+            id=raw["id"],
+            branch=raw["branch"],
+            parent=raw.get("parent"),
+            origin=raw.get("origin", "user"),
+            description=raw.get("description", ""),
+            provenance=tuple(raw.get("provenance", ())),
+            started=raw["started"],
+            finished=raw.get("finished"),
+            size_bytes=raw.get("size_bytes", 0),
+            file_count=raw.get("file_count", 0),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileInfo:
+    """A file (or, with a trailing ``/`` in ``path``, a directory) of a commit."""
+
+    path: str
+    size: int
+    hash: str = ""
+    tag: str = ""
+
+    @property
+    def is_dir(self) -> bool:
+        return self.path.endswith("/")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "type": "dir" if self.is_dir else "file",
+            "size_bytes": self.size,
+            "hash": self.hash,
+        }
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FileDiff:
+    """One difference between two commits: ``added``, ``modified`` or ``deleted``."""
+
+    path: str
+    change: str
+    old_size: int | None
+    new_size: int | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "change": self.change,
+            "old_size_bytes": self.old_size,
+            "new_size_bytes": self.new_size,
+        }
+
+
+@dataclass(slots=True)
+class OpenCommit:
+    """An unfinished commit: stage puts / deletes / copies, then :meth:`finish`.
+
+    Ops are buffered in memory and flushed as sorted segments, so a commit can be built across
+    several processes (``datumctl put file`` calls) and a million-file commit stays streamable.
+    """
+
+    store: Store
+    info: CommitInfo
+    _ops: list[Op] = field(default_factory=list)
+    _closed: bool = False
+
+    @property
+    def id(self) -> str:
+        return self.info.id
+
+    @property
+    def repo(self) -> str:
+        return self.info.repo
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise CommitFinishedError(
+                f"commit {self.repo}@{self.id} is finished; finished commits are immutable",
+                commit=self.id,
+            )
+
+    def _stage(self, op: Op) -> None:
+        self._check_open()
+        self._ops.append(op)
+        if len(self._ops) >= _SEGMENT_OPS:
+            self.flush()
+
+    def put_bytes(self, path: str, data: bytes, *, append: bool = False, tag: str = "") -> str:
+        """Stage ``data`` at ``path``; return its content hash."""
+        path = clean_path(path)
+        digest = self.store._put_blob_bytes(data)
+        self._stage(Op("A" if append else "P", path, digest, len(data), tag))
+        return digest
+
+    def put_stream(
+        self, path: str, stream: IO[bytes], *, append: bool = False, tag: str = ""
+    ) -> str:
+        """Stage the content of a binary stream, hashed while it is copied (constant memory)."""
+        path = clean_path(path)
+        digest, size = self.store._put_blob_stream(stream)
+        self._stage(Op("A" if append else "P", path, digest, size, tag))
+        return digest
+
+    def put_file(self, path: str, local: str | os.PathLike[str], *, append: bool = False) -> str:
+        """Stage a local file."""
+        with open(local, "rb") as fh:
+            return self.put_stream(path, fh, append=append)
+
+    def put_dir(
+        self,
+        path: str,
+        local: str | os.PathLike[str],
+        *,
+        progress: Callable[[int], None] | None = None,
+    ) -> int:
+        """Stage every file below a local directory under ``path``; return the file count."""
+        base = clean_dir(path)
+        root = Path(local)
+        count = 0
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames.sort()
+            rel = os.path.relpath(dirpath, root)
+            prefix = base if rel == "." else base + rel.replace(os.sep, "/") + "/"
+            for name in sorted(filenames):
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full) and not os.path.isfile(full):
+                    continue
+                self.put_file(prefix + name, full)
+                count += 1
+                if progress is not None:
+                    progress(os.path.getsize(full))
+        return count
+
+    def put_entry(self, entry: Entry) -> None:
+        """Stage an already-stored blob (copy without moving data)."""
+        self._stage(Op("P", clean_path(entry.path), entry.hash, entry.size, entry.tag))
+
+    def delete(self, path: str) -> None:
+        """Stage the deletion of a file, or of a directory and everything below it."""
+        self._stage(Op("D", clean_path(path)))
+
+    def copy(self, src_repo: str, src_ref: str, src_path: str, dst_path: str) -> int:
+        """Stage a copy of a file or directory from a finished commit; return the file count."""
+        src = self.store.inspect_commit(src_repo, src_ref)
+        manifest = self.store._manifest(src)
+        src_clean = clean_path(src_path)
+        dst_clean = clean_path(dst_path)
+        entry = manifest.lookup(self.store.backend, src_clean) if src_clean != "/" else None
+        if entry is not None:
+            self.put_entry(entry._replace(path=dst_clean))
+            return 1
+        prefix = clean_dir(src_clean)
+        dst_prefix = clean_dir(dst_clean)
+        count = 0
+        for entry in manifest.entries(self.store.backend, prefix):
+            self.put_entry(entry._replace(path=dst_prefix + entry.path[len(prefix) :]))
+            count += 1
+        if not count:
+            raise FileNotFound(
+                f"file {src_clean!r} not found in {src_repo}@{src.id}",
+                path=src_clean,
+                commit=src.id,
+            )
+        return count
+
+    def flush(self) -> None:
+        """Persist buffered ops as one sorted segment (other processes can then continue)."""
+        if not self._ops:
+            return
+        self._check_open()
+        ordered = sorted(enumerate(self._ops), key=lambda pair: (pair[1].path, pair[0]))
+        lines = "".join(
+            f"{op.kind}\t{op.path}\t{op.hash}\t{op.size}\t{op.tag}\n" for _, op in ordered
+        )
+        backend = self.store.backend
+        seq = len(backend.list(_layout.open_ops(self.repo, self.id)))
+        while not backend.create(
+            _layout.open_segment(self.repo, self.id, seq),
+            gzip.compress(lines.encode(), compresslevel=1, mtime=0),
+        ):
+            seq += 1
+        self._ops = []
+
+    def finish(self, *, description: str | None = None) -> CommitInfo:
+        """Finish the commit: build its manifest and move the branch head (compare-and-swap)."""
+        self.flush()
+        self._check_open()
+        info = self.info if description is None else replace(self.info, description=description)
+        done = self.store._land(info)
+        self._closed = True
+        return done
+
+    def abort(self) -> None:
+        """Drop the commit and everything staged in it."""
+        self._ops = []
+        self._closed = True
+        self.store.delete_commit(self.repo, self.id)
+
+    def __enter__(self) -> OpenCommit:
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        if self._closed:
+            return
+        if exc_type is None:
+            self.finish()
+        else:
+            self.abort()
+
+
+class Store:
+    """A versioned store rooted at one URL (local folder, ``memory://``, ``s3://``, ...)."""
+
+    def __init__(self, backend: Backend) -> None:
+        self.backend = backend
+        self._manifests: dict[str, Manifest] = {}
+        self._check_format()
+
+    @classmethod
+    def open(cls, url: Any, *, storage_options: Mapping[str, Any] | None = None) -> Store:
+        """Open (and initialise, if empty) the store at ``url``."""
+        return cls(open_backend(url, storage_options))
+
+    @property
+    def url(self) -> str:
+        return self.backend.url
+
+    def _check_format(self) -> None:
+        try:
+            raw = self.backend.read(_layout.FORMAT)
+        except FileNotFoundError:
+            body = {"format": _layout.FORMAT_NAME, "version": _layout.FORMAT_VERSION}
+            self.backend.create(_layout.FORMAT, json.dumps(body).encode())
+            raw = self.backend.read(_layout.FORMAT)
+        try:
+            meta = json.loads(raw)
+            name, version = meta["format"], meta["version"]
+        except (ValueError, KeyError, TypeError) as exc:
+            raise StoreFormatError(
+                f"store {self.url}: unreadable FORMAT file ({exc})", url=self.url
+            ) from exc
+        if name != _layout.FORMAT_NAME or version != _layout.FORMAT_VERSION:
+            raise StoreFormatError(
+                f"store {self.url} has format {name!r} version {version!r}; this "
+                f"airflow-datum-provider reads {_layout.FORMAT_NAME!r} version "
+                f"{_layout.FORMAT_VERSION} only",
+                url=self.url,
+                version=version,
+            )
+
+    # -- json helpers -------------------------------------------------------------------
+
+    def _read_json(self, key: str) -> Any:
+        return json.loads(self.backend.read(key))
+
+    def _write_json(self, key: str, value: Any) -> None:
+        self.backend.write(key, json.dumps(value, separators=(",", ":")).encode())
+
+    # -- repos --------------------------------------------------------------------------
+
+    def create_repo(self, name: str, *, description: str = "", exist_ok: bool = False) -> RepoInfo:
+        """Create a repo."""
+        check_name(name, "repo")
+        record = {"name": name, "description": description, "created": _now()}
+        if not self.backend.create(_layout.repo_record(name), json.dumps(record).encode()):
+            if exist_ok:
+                return self.inspect_repo(name)
+            raise AlreadyExistsError(f"repo {name!r} already exists", repo=name)
+        return RepoInfo(name=name, description=description, created=record["created"])
+
+    def _require_repo(self, name: str) -> dict[str, Any]:
+        try:
+            raw: dict[str, Any] = self._read_json(_layout.repo_record(name))
+        except FileNotFoundError:
+            raise RepoNotFound(f"repo {name!r} not found", repo=name) from None
+        return raw
+
+    def repo_exists(self, name: str) -> bool:
+        return self.backend.exists(_layout.repo_record(name))
+
+    def inspect_repo(self, name: str) -> RepoInfo:
+        """Describe a repo: branches, and size (the size of the ``master`` head, or largest)."""
+        raw = self._require_repo(name)
+        branches = tuple(self.backend.list(_layout.branches(name)))
+        size = 0
+        for branch in branches:
+            head = self.branch_head(name, branch)
+            if head is not None:
+                size = max(size, self.inspect_commit(name, head).size_bytes)
+        return RepoInfo(
+            name=name,
+            description=raw.get("description", ""),
+            created=raw["created"],
+            branches=branches,
+            size_bytes=size,
+        )
+
+    def list_repos(self) -> list[RepoInfo]:
+        """Every repo, by name."""
+        repos = []
+        for name in self.backend.list(_layout.repos()):
+            if self.repo_exists(name):
+                repos.append(self.inspect_repo(name))
+        return repos
+
+    def delete_repo(self, name: str) -> None:
+        """Delete a repo with all its branches and commits (blobs stay until a GC)."""
+        self._require_repo(name)
+        self.backend.delete(_layout.repo_record(name))
+        self.backend.delete_tree(_layout.repo_dir(name))
+
+    # -- branches -----------------------------------------------------------------------
+
+    def _ref_log(self, repo: str, branch: str) -> list[str]:
+        return [n for n in self.backend.list(_layout.branch_dir(repo, branch)) if n.isdigit()]
+
+    def _head(self, repo: str, branch: str) -> tuple[int, str | None] | None:
+        """(sequence, head commit id) of a branch, or ``None`` if it does not exist."""
+        versions = self._ref_log(repo, branch)
+        if not versions:
+            return None
+        seq = int(versions[-1])
+        head = self.backend.read(_layout.ref(repo, branch, seq)).decode() or None
+        return seq, head
+
+    def branch_head(self, repo: str, branch: str) -> str | None:
+        """The head commit id of a branch; ``None`` if the branch is empty.
+
+        Raises :class:`BranchNotFound` when the branch does not exist.
+        """
+        state = self._head(repo, branch)
+        if state is None:
+            self._require_repo(repo)
+            raise BranchNotFound(
+                f"branch {branch!r} not found in repo {repo!r}", repo=repo, branch=branch
+            )
+        return state[1]
+
+    def create_branch(self, repo: str, branch: str, *, head: str | None = None) -> BranchInfo:
+        """Create a branch (empty, or at ``head``, a commit ref); an existing one is moved."""
+        self._require_repo(repo)
+        check_name(branch, "branch")
+        head_id = self.inspect_commit(repo, head).id if head else None
+        while True:
+            state = self._head(repo, branch)
+            seq = 0 if state is None else state[0] + 1
+            if self.backend.create(_layout.ref(repo, branch, seq), (head_id or "").encode()):
+                return BranchInfo(repo=repo, name=branch, head=head_id)
+
+    def list_branches(self, repo: str) -> list[BranchInfo]:
+        self._require_repo(repo)
+        result = []
+        for name in self.backend.list(_layout.branches(repo)):
+            state = self._head(repo, name)
+            if state is not None:
+                result.append(BranchInfo(repo=repo, name=name, head=state[1]))
+        return result
+
+    def delete_branch(self, repo: str, branch: str) -> None:
+        self.branch_head(repo, branch)
+        self.backend.delete_tree(_layout.branch_dir(repo, branch))
+
+    # -- commits ------------------------------------------------------------------------
+
+    def start_commit(
+        self,
+        repo: str,
+        branch: str = "master",
+        *,
+        description: str = "",
+        origin: str = "user",
+        provenance: Iterable[str] = (),
+    ) -> OpenCommit:
+        """Open a new commit on ``branch`` (created if missing). Finish it to publish it."""
+        self._require_repo(repo)
+        check_name(branch, "branch")
+        state = self._head(repo, branch)
+        if state is None:
+            self.create_branch(repo, branch)
+            state = (0, None)
+        info = CommitInfo(
+            repo=repo,
+            id=uuid.uuid4().hex,
+            branch=branch,
+            parent=state[1],
+            origin=origin,
+            description=description,
+            provenance=tuple(provenance),
+            started=_now(),
+        )
+        self._write_json(_layout.open_info(repo, info.id), info.to_dict())
+        return OpenCommit(self, info)
+
+    def commit(self, repo: str, branch: str = "master", **kwargs: Any) -> OpenCommit:
+        """``with store.commit(repo, branch) as c: c.put_bytes(...)``: finish on success."""
+        return self.start_commit(repo, branch, **kwargs)
+
+    def open_commit(self, repo: str, commit_id: str) -> OpenCommit:
+        """Re-open an unfinished commit (for example from another ``datumctl`` call)."""
+        self._require_repo(repo)
+        try:
+            raw = self._read_json(_layout.open_info(repo, commit_id))
+        except FileNotFoundError:
+            if self.backend.exists(_layout.commit(repo, commit_id)):
+                raise CommitFinishedError(
+                    f"commit {repo}@{commit_id} is finished; finished commits are immutable",
+                    commit=commit_id,
+                ) from None
+            raise CommitNotFound(
+                f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
+            ) from None
+        return OpenCommit(self, CommitInfo.from_dict(raw))
+
+    def _landed(self, info: CommitInfo) -> bool:
+        return info.id in self._branch_ids(info.repo, info.branch)
+
+    def _branch_ids(self, repo: str, branch: str) -> set[str]:
+        ids = set()
+        for name in self._ref_log(repo, branch)[-64:]:
+            ids.add(self.backend.read(_layout.ref(repo, branch, int(name))).decode())
+        return ids
+
+    def list_open_commits(self, repo: str) -> list[CommitInfo]:
+        """Unfinished commits (for example left by a killed writer), oldest first."""
+        self._require_repo(repo)
+        result = []
+        for commit_id in self.backend.list(_layout.open_commits(repo)):
+            try:
+                raw = self._read_json(_layout.open_info(repo, commit_id))
+            except FileNotFoundError:
+                continue
+            info = CommitInfo.from_dict(raw)
+            if self.backend.exists(_layout.commit(repo, commit_id)) and self._landed(info):
+                self.backend.delete_tree(_layout.open_dir(repo, commit_id))
+                continue
+            result.append(info)
+        return sorted(result, key=lambda c: c.started)
+
+    def delete_commit(self, repo: str, commit_id: str) -> None:
+        """Delete an unfinished commit. Finished commits are immutable and cannot be deleted."""
+        self._require_repo(repo)
+        if not self.backend.exists(_layout.open_info(repo, commit_id)):
+            if self.backend.exists(_layout.commit(repo, commit_id)):
+                raise CommitFinishedError(
+                    f"commit {repo}@{commit_id} is finished and cannot be deleted",
+                    commit=commit_id,
+                )
+            raise CommitNotFound(
+                f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
+            )
+        self.backend.delete_tree(_layout.open_dir(repo, commit_id))
+
+    def _segments(self, info: CommitInfo) -> list[list[Op]]:
+        segments = []
+        for name in self.backend.list(_layout.open_ops(info.repo, info.id)):
+            data = gzip.decompress(
+                self.backend.read(f"{_layout.open_ops(info.repo, info.id)}/{name}")
+            )
+            ops = []
+            for line in data.decode().splitlines():
+                kind, path, digest, size, tag = line.split("\t")
+                ops.append(Op(kind, path, digest, int(size), tag))
+            segments.append(ops)
+        return segments
+
+    def _append(self, old: Entry | None, op: Op) -> Entry:
+        if old is None:
+            return Entry(op.path, op.hash, op.size, op.tag)
+        with (
+            self.backend.open_read(_layout.blob(old.hash)) as first,
+            self.backend.open_read(_layout.blob(op.hash)) as second,
+        ):
+            digest, size = self._put_blob_stream(_Concat(first, second))
+        return Entry(op.path, digest, size, op.tag)
+
+    def _land(self, info: CommitInfo) -> CommitInfo:
+        """Build the manifest over the current head and CAS the branch; rebase on conflict."""
+        segments = self._segments(info)
+        repo, branch = info.repo, info.branch
+        while True:
+            state = self._head(repo, branch)
+            seq, head = (0, None) if state is None else state
+            parent = self.inspect_commit(repo, head) if head else None
+            base = self._manifest(parent).entries(self.backend) if parent else iter(())
+            writer = ManifestWriter(self.backend)
+            for entry in merge_ops(base, segments, self._append):
+                writer.add(entry)
+            manifest = writer.finish()
+            self.backend.write(_layout.manifest(repo, info.id), manifest.to_json())
+            done = replace(
+                info,
+                parent=head,
+                finished=_now(),
+                size_bytes=manifest.size,
+                file_count=manifest.count,
+            )
+            self._write_json(_layout.commit(repo, info.id), done.to_dict())
+            if self.backend.create(_layout.ref(repo, branch, seq + 1), info.id.encode()):
+                break
+        self.backend.delete_tree(_layout.open_dir(repo, info.id))
+        self._manifests[info.id] = manifest
+        return done
+
+    def _resolve(self, repo: str, ref: str) -> str:
+        """A commit id from ``branch``, ``id``, ``branch=id``, with ``^`` / ``~N`` ancestry."""
+        ancestry = 0
+        base = ref
+        if "~" in base:
+            base, _, n = base.partition("~")
+            if not n.isdigit():
+                raise CommitNotFound(f"commit ref {ref!r}: ~ takes a number", commit=ref)
+            ancestry = int(n)
+        while base.endswith("^"):
+            base = base[:-1]
+            ancestry += 1
+        if "=" in base:
+            base = base.partition("=")[2]
+        if (
+            len(base) == 32
+            and set(base) <= _HEX32
+            and (
+                self.backend.exists(_layout.commit(repo, base))
+                or self.backend.exists(_layout.open_info(repo, base))
+            )
+        ):
+            commit_id: str | None = base
+        else:
+            self._require_repo(repo)
+            state = self._head(repo, base)
+            if state is None:
+                if len(base) == 32 and set(base) <= _HEX32:
+                    raise CommitNotFound(
+                        f"commit {base!r} not found in repo {repo!r}", repo=repo, commit=base
+                    )
+                raise BranchNotFound(
+                    f"branch {base!r} not found in repo {repo!r}", repo=repo, branch=base
+                )
+            commit_id = state[1]
+            if commit_id is None:
+                raise CommitNotFound(f"branch {repo}@{base} has no commits", repo=repo, commit=ref)
+        for _ in range(ancestry):
+            assert commit_id is not None
+            commit_id = self.inspect_commit(repo, commit_id).parent
+            if commit_id is None:
+                raise CommitNotFound(f"commit {repo}@{ref} does not exist", commit=ref)
+        assert commit_id is not None
+        return commit_id
+
+    def inspect_commit(self, repo: str, ref: str) -> CommitInfo:
+        """A finished or open commit by branch name, id, or ``branch^`` / ``branch~N``."""
+        commit_id = self._resolve(repo, ref)
+        try:
+            return CommitInfo.from_dict(self._read_json(_layout.commit(repo, commit_id)))
+        except FileNotFoundError:
+            pass
+        try:
+            return CommitInfo.from_dict(self._read_json(_layout.open_info(repo, commit_id)))
+        except FileNotFoundError:
+            raise CommitNotFound(
+                f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
+            ) from None
+
+    def list_commits(
+        self, repo: str, branch: str | None = None, *, number: int | None = None
+    ) -> Iterator[CommitInfo]:
+        """Finished commits, newest first: a branch's history, or every commit of the repo."""
+        self._require_repo(repo)
+        if branch is not None:
+            commit_id = self._resolve(repo, branch) if self.branch_head(repo, branch) else None
+            count = 0
+            while commit_id is not None and (number is None or count < number):
+                info = self.inspect_commit(repo, commit_id)
+                yield info
+                count += 1
+                commit_id = info.parent
+            return
+        infos = []
+        for name in self.backend.list(_layout.commits(repo)):
+            info = CommitInfo.from_dict(self._read_json(f"{_layout.commits(repo)}/{name}"))
+            if info.finished and self._landed(info):
+                infos.append(info)
+        infos.sort(key=lambda c: c.finished or "", reverse=True)
+        yield from infos[:number] if number is not None else infos
+
+    def next_commit(self, repo: str, branch: str, after: str | None) -> CommitInfo | None:
+        """The newest finished commit on ``branch`` if its head differs from ``after``.
+
+        One cheap poll (a listing and one small read): what sensors and triggers call.
+        """
+        state = self._head(repo, branch)
+        if state is None or state[1] is None or state[1] == after:
+            return None
+        return self.inspect_commit(repo, state[1])
+
+    def wait_for_commit(
+        self,
+        repo: str,
+        branch: str,
+        *,
+        after: str | None = None,
+        timeout: float | None = None,
+        poll: float = 0.5,
+    ) -> CommitInfo:
+        """Block until the head of ``branch`` is a commit other than ``after``."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while True:
+            found = self.next_commit(repo, branch, after)
+            if found is not None:
+                return found
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutError(f"no new commit on {repo}@{branch} within {timeout}s")
+            time.sleep(poll)
+
+    # -- manifests and files ------------------------------------------------------------
+
+    def _manifest(self, info: CommitInfo) -> Manifest:
+        if info.finished is None:
+            raise CommitNotFound(
+                f"commit {info.repo}@{info.id} is not finished yet", commit=info.id
+            )
+        cached = self._manifests.get(info.id)
+        if cached is None:
+            cached = Manifest.from_json(self.backend.read(_layout.manifest(info.repo, info.id)))
+            if len(self._manifests) > 256:
+                self._manifests.clear()
+            self._manifests[info.id] = cached
+        return cached
+
+    def manifest(self, repo: str, ref: str) -> Manifest:
+        """The manifest of a finished commit (entries stream from it)."""
+        return self._manifest(self.inspect_commit(repo, ref))
+
+    def walk(self, repo: str, ref: str, prefix: str = "/") -> Iterator[Entry]:
+        """Every file of a commit under ``prefix`` (a directory), in path order."""
+        return self.manifest(repo, ref).entries(self.backend, clean_dir(prefix))
+
+    def list_files(self, repo: str, ref: str, path: str = "/") -> Iterator[FileInfo]:
+        """The direct children of a directory; sub-directories end with ``/``.
+
+        Listing a file path returns that file alone.
+        """
+        info = self.inspect_commit(repo, ref)
+        manifest = self._manifest(info)
+        clean = clean_path(path)
+        if clean != "/":
+            entry = manifest.lookup(self.backend, clean)
+            if entry is not None:
+                yield FileInfo(path=entry.path, size=entry.size, hash=entry.hash, tag=entry.tag)
+                return
+        prefix = clean_dir(clean)
+        found = False
+        current_dir: str | None = None
+        dir_size = 0
+        for entry in manifest.entries(self.backend, prefix):
+            found = True
+            rest = entry.path[len(prefix) :]
+            slash = rest.find("/")
+            if slash < 0:
+                if current_dir is not None:
+                    yield FileInfo(path=current_dir, size=dir_size)
+                    current_dir = None
+                yield FileInfo(path=entry.path, size=entry.size, hash=entry.hash, tag=entry.tag)
+                continue
+            name = prefix + rest[: slash + 1]
+            if name != current_dir:
+                if current_dir is not None:
+                    yield FileInfo(path=current_dir, size=dir_size)
+                current_dir, dir_size = name, 0
+            dir_size += entry.size
+        if current_dir is not None:
+            yield FileInfo(path=current_dir, size=dir_size)
+        if not found and clean != "/":
+            raise FileNotFound(
+                f"file {clean!r} not found in {repo}@{info.id}", path=clean, commit=info.id
+            )
+
+    def inspect_file(self, repo: str, ref: str, path: str) -> FileInfo:
+        """Size and hash of a file, or total size of a directory."""
+        info = self.inspect_commit(repo, ref)
+        manifest = self._manifest(info)
+        clean = clean_path(path)
+        entry = manifest.lookup(self.backend, clean) if clean != "/" else None
+        if entry is not None:
+            return FileInfo(path=entry.path, size=entry.size, hash=entry.hash, tag=entry.tag)
+        prefix = clean_dir(clean)
+        size, hasher, found = 0, _hasher(), False
+        for child in manifest.entries(self.backend, prefix):
+            found = True
+            size += child.size
+            hasher.update(f"{child.path[len(prefix) :]}\0{child.hash}\n".encode())
+        if not found:
+            raise FileNotFound(
+                f"file {clean!r} not found in {repo}@{info.id}", path=clean, commit=info.id
+            )
+        return FileInfo(path=prefix, size=size, hash=hasher.hexdigest())
+
+    def _file_entry(self, repo: str, ref: str, path: str) -> tuple[CommitInfo, Entry]:
+        info = self.inspect_commit(repo, ref)
+        clean = clean_path(path)
+        entry = self._manifest(info).lookup(self.backend, clean)
+        if entry is None:
+            raise FileNotFound(
+                f"file {clean!r} not found in {repo}@{info.id}", path=clean, commit=info.id
+            )
+        return info, entry
+
+    def open_file(self, repo: str, ref: str, path: str) -> IO[bytes]:
+        """Open a file of a commit for streaming reads."""
+        _, entry = self._file_entry(repo, ref, path)
+        return self.open_blob(entry.hash)
+
+    def open_blob(self, digest: str) -> IO[bytes]:
+        return self.backend.open_read(_layout.blob(digest))
+
+    def read_bytes(self, repo: str, ref: str, path: str) -> bytes:
+        """The whole content of one file."""
+        _, entry = self._file_entry(repo, ref, path)
+        return self.backend.read(_layout.blob(entry.hash))
+
+    def blob_path(self, digest: str) -> Path | None:
+        """The local path of a blob when the store is a local folder (for hard links)."""
+        root = self.backend.local_root
+        return None if root is None else root / _layout.blob(digest)
+
+    def glob_files(self, repo: str, ref: str, pattern: str) -> Iterator[FileInfo]:
+        """Files and directories whose path matches a Pachyderm glob pattern."""
+        from airflow_datum_provider.core.glob import compile_glob
+        from airflow_datum_provider.core.listing import iter_listing, listing_prefix
+
+        glob = compile_glob(pattern)
+        info = self.inspect_commit(repo, ref)
+        prefix = listing_prefix(glob.prefix)
+        entries = self._manifest(info).entries(self.backend, prefix)
+        for item in iter_listing(entries, prefix):
+            if glob.match_entry(item.path):
+                yield FileInfo(path=item.path, size=item.size, hash=item.hash)
+
+    def diff(self, repo: str, old_ref: str | None, new_ref: str) -> Iterator[FileDiff]:
+        """Added / modified / deleted files from ``old_ref`` to ``new_ref`` (path order)."""
+        new = self.manifest(repo, new_ref).entries(self.backend)
+        old: Iterator[Entry] = (
+            self.manifest(repo, old_ref).entries(self.backend) if old_ref else iter(())
+        )
+        sentinel = Entry("\U0010ffff", "", 0, "")
+        a, b = next(old, sentinel), next(new, sentinel)
+        while a is not sentinel or b is not sentinel:
+            if a.path == b.path:
+                if a.hash != b.hash:
+                    yield FileDiff(path=a.path, change="modified", old_size=a.size, new_size=b.size)
+                a, b = next(old, sentinel), next(new, sentinel)
+            elif a.path < b.path:
+                yield FileDiff(path=a.path, change="deleted", old_size=a.size, new_size=None)
+                a = next(old, sentinel)
+            else:
+                yield FileDiff(path=b.path, change="added", old_size=None, new_size=b.size)
+                b = next(new, sentinel)
+
+    # -- blobs --------------------------------------------------------------------------
+
+    def _put_blob_bytes(self, data: bytes) -> str:
+        digest = hashlib.blake2b(data, digest_size=32).hexdigest()
+        key = _layout.blob(digest)
+        if not self.backend.exists(key):
+            self.backend.write(key, data)
+        return digest
+
+    def _put_blob_stream(self, stream: IO[bytes] | BinaryIO | _Concat) -> tuple[str, int]:
+        head = stream.read(_SMALL)
+        if len(head) < _SMALL:
+            return self._put_blob_bytes(head), len(head)
+        hasher = _hasher()
+        size = 0
+        temp_key, out = self.backend.open_write_temp()
+        try:
+            with out:
+                for data in _chain(head, stream):
+                    hasher.update(data)
+                    out.write(data)
+                    size += len(data)
+            digest = hasher.hexdigest()
+            if self.backend.exists(_layout.blob(digest)):
+                self.backend.delete(temp_key)
+            else:
+                self.backend.move_into(temp_key, _layout.blob(digest))
+        except BaseException:
+            self.backend.delete(temp_key)
+            raise
+        return digest, size
+
+
+def _chain(head: bytes, stream: Any) -> Iterator[bytes]:
+    yield head
+    yield from iter_chunks(stream)
+
+
+class _Concat(io.RawIOBase):
+    """Two binary streams read as one (for ``--append``)."""
+
+    def __init__(self, first: IO[bytes], second: IO[bytes]) -> None:
+        self._parts = [first, second]
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        out = b""
+        while self._parts and (size < 0 or len(out) < size):
+            data = self._parts[0].read(-1 if size < 0 else size - len(out))
+            if not data:
+                self._parts.pop(0)
+                continue
+            out += data
+        return out
