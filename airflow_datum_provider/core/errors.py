@@ -83,6 +83,10 @@ class SpecError(DatumError, ValueError):
 
     def __init__(self, message: str, *, field: str = "", **attrs: Any) -> None:
         super().__init__(f"{field}: {message}" if field else message, field=field, **attrs)
+        self._bare = message
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (type(self), self._bare, self._attrs))
 
 
 class GlobError(SpecError):
