@@ -1,0 +1,134 @@
+"""Datums and their identity (Pachyderm's ``DatumID`` and ``HashDatum``).
+
+* **id** = BLAKE2b-256 over, for each input in datum order, its name, repo, branch and path,
+  each followed by its length as an 8-byte big-endian integer. Content and commit do not count,
+  so a datum keeps its id across commits.
+* **hash** = BLAKE2b-256 over the id, the content hash of every non-``reference`` input, and the
+  pipeline salt. A datum whose hash is unchanged since the base job's success is skipped.
+
+File hashes are BLAKE2b-256 of the content. A directory's hash covers every file below it,
+*names included* (``relative path NUL hash LF`` in path order). Pachyderm ignores names, so
+renaming a file inside a directory datum skips the datum there; here it re-runs it, which is what
+a user renaming an input expects. See ``docs/datums.md``.
+
+Datums are ``NamedTuple`` rather than frozen dataclasses: planning creates millions of them and
+tuple construction is several times cheaper, while staying immutable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+from typing import Any, NamedTuple
+
+__all__ = ["Datum", "DatumInput", "datum_hash", "datum_id", "dir_hasher"]
+
+
+class DatumInput(NamedTuple):
+    """One input of a datum: which file or directory of which pinned commit."""
+
+    name: str
+    repo: str
+    branch: str
+    commit: str
+    path: str
+    hash: str
+    size: int
+    join_on: str = ""
+    group_by: str = ""
+    reference: bool = False
+    lazy: bool = False
+    empty_files: bool = False
+
+    @property
+    def is_dir(self) -> bool:
+        return self.path.endswith("/")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "repo": self.repo,
+            "branch": self.branch,
+            "commit": self.commit,
+            "path": self.path,
+            "hash": self.hash,
+            "size_bytes": self.size,
+            "join_on": self.join_on,
+            "group_by": self.group_by,
+            "reference": self.reference,
+            "lazy": self.lazy,
+            "empty_files": self.empty_files,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> DatumInput:
+        return cls(
+            raw["name"],
+            raw["repo"],
+            raw["branch"],
+            raw["commit"],
+            raw["path"],
+            raw["hash"],
+            raw["size_bytes"],
+            raw.get("join_on", ""),
+            raw.get("group_by", ""),
+            raw.get("reference", False),
+            raw.get("lazy", False),
+            raw.get("empty_files", False),
+        )
+
+
+class Datum(NamedTuple):
+    """A unit of work: an id, a content hash and the inputs it mounts."""
+
+    id: str
+    hash: str
+    inputs: tuple[DatumInput, ...]
+
+    @property
+    def size(self) -> int:
+        return sum(i.size for i in self.inputs)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"id": self.id, "hash": self.hash, "inputs": [i.to_dict() for i in self.inputs]}
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> Datum:
+        return cls(raw["id"], raw["hash"], tuple(DatumInput.from_dict(i) for i in raw["inputs"]))
+
+    @classmethod
+    def of(cls, inputs: tuple[DatumInput, ...], salt: str) -> Datum:
+        ident = datum_id(inputs)
+        return cls(ident, datum_hash(ident, inputs, salt), inputs)
+
+
+def _feed(h: Any, text: str) -> None:
+    data = text.encode()
+    h.update(data)
+    h.update(len(data).to_bytes(8, "big"))
+
+
+def datum_id(inputs: Iterable[DatumInput]) -> str:
+    """Pachyderm's ``DatumID``: name, repo, branch and path of every input, length-suffixed."""
+    h = hashlib.blake2b(digest_size=32)
+    for inp in inputs:
+        _feed(h, inp.name)
+        _feed(h, inp.repo)
+        _feed(h, inp.branch)
+        _feed(h, inp.path)
+    return h.hexdigest()
+
+
+def datum_hash(ident: str, inputs: Iterable[DatumInput], salt: str) -> str:
+    """Pachyderm's ``HashDatum``: the id, non-reference content hashes, and the salt."""
+    h = hashlib.blake2b(ident.encode(), digest_size=32)
+    for inp in inputs:
+        if not inp.reference:
+            h.update(inp.hash.encode())
+    h.update(salt.encode())
+    return h.hexdigest()
+
+
+def dir_hasher() -> Any:
+    """A hasher for a directory: feed relative path, NUL, hash, LF for each file in order."""
+    return hashlib.blake2b(digest_size=32)

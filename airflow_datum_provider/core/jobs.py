@@ -1,0 +1,339 @@
+"""Pipeline and job records, and where they live in the store.
+
+::
+
+    meta/pipelines/<name>/pipeline.json               PipelineInfo (spec, salt, version)
+    meta/pipelines/<name>/jobs/<job>/job.json         JobInfo (rewritten atomically on change)
+    meta/pipelines/<name>/jobs/<job>/sets/<n>.json.gz one datum set: Datum dicts, one per line
+    meta/pipelines/<name>/jobs/<job>/skipped.json.gz  skipped datums (carried forward)
+    meta/pipelines/<name>/jobs/<job>/results/<n>/<datum>.json   per-datum checkpoint
+    meta/pipelines/<name>/jobs/<job>/logs/<datum>     the datum's stdout / stderr
+    meta/pipelines/<name>/jobs/<job>/index.gz         datum index: id, hash, state (after merge)
+
+A job's id is its output commit's id (Pachyderm's global id): the output commit is opened when
+the job starts, so user code sees ``PACH_OUTPUT_COMMIT_ID`` and the job's id in one value.
+Records hold no local paths, so any machine with the store URL can continue a job.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import uuid
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import JobNotFound, PipelineNotFound
+from airflow_datum_provider.core.incremental import IndexRecord
+from airflow_datum_provider.core.spec import PipelineSpec
+from airflow_datum_provider.core.store import Store
+
+__all__ = [
+    "JOB_STATES",
+    "TERMINAL_STATES",
+    "JobInfo",
+    "JobRecords",
+    "PipelineInfo",
+]
+
+JOB_STATES = ("created", "running", "finishing", "success", "failure", "killed", "unrunnable")
+TERMINAL_STATES = frozenset({"success", "failure", "killed", "unrunnable"})
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PipelineInfo:
+    """A created pipeline: its spec, its salt and how often it was updated."""
+
+    name: str
+    spec: PipelineSpec
+    salt: str
+    version: int = 1
+    created: str = ""
+    updated: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "spec": self.spec.to_dict(),
+            "salt": self.salt,
+            "version": self.version,
+            "created": self.created,
+            "updated": self.updated,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> PipelineInfo:
+        return cls(
+            name=raw["name"],
+            spec=PipelineSpec.from_dict(raw["spec"]),
+            salt=raw["salt"],
+            version=raw.get("version", 1),
+            created=raw.get("created", ""),
+            updated=raw.get("updated", ""),
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JobInfo:
+    """One job: state machine, counters, timings and provenance."""
+
+    id: str
+    pipeline: str
+    state: str = "created"
+    reason: str = ""
+    created: str = ""
+    started: str = ""
+    finished: str = ""
+    restarts: int = 0
+    processed: int = 0
+    skipped: int = 0
+    failed: int = 0
+    recovered: int = 0
+    total: int = 0
+    download_time: float = 0.0
+    process_time: float = 0.0
+    upload_time: float = 0.0
+    download_bytes: int = 0
+    upload_bytes: int = 0
+    inputs: tuple[str, ...] = ()
+    output_repo: str = ""
+    output_branch: str = "master"
+    output_commit: str = ""
+    base_job: str = ""
+    sets: int = 0
+    pipeline_version: int = 1
+    salt: str = ""
+    failed_datums: tuple[str, ...] = field(default=())
+
+    @property
+    def done(self) -> bool:
+        return self.state in TERMINAL_STATES
+
+    @property
+    def progress(self) -> str:
+        """``processed + skipped / total`` (``+ recovered`` when any), as pachctl prints it."""
+        text = f"{self.processed} + {self.skipped}"
+        if self.recovered:
+            text += f" + {self.recovered}"
+        return f"{text} / {self.total}"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "pipeline": self.pipeline,
+            "state": self.state,
+            "reason": self.reason,
+            "created": self.created,
+            "started": self.started,
+            "finished": self.finished,
+            "restarts": self.restarts,
+            "processed": self.processed,
+            "skipped": self.skipped,
+            "failed": self.failed,
+            "recovered": self.recovered,
+            "total": self.total,
+            "download_time": self.download_time,
+            "process_time": self.process_time,
+            "upload_time": self.upload_time,
+            "download_bytes": self.download_bytes,
+            "upload_bytes": self.upload_bytes,
+            "inputs": list(self.inputs),
+            "output_repo": self.output_repo,
+            "output_branch": self.output_branch,
+            "output_commit": self.output_commit,
+            "base_job": self.base_job,
+            "sets": self.sets,
+            "pipeline_version": self.pipeline_version,
+            "salt": self.salt,
+            "failed_datums": list(self.failed_datums),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: dict[str, Any]) -> JobInfo:
+        data = dict(raw)
+        data["inputs"] = tuple(data.get("inputs", ()))
+        data["failed_datums"] = tuple(data.get("failed_datums", ()))
+        return cls(**data)
+
+
+def _lines(items: Iterable[dict[str, Any]]) -> bytes:
+    text = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items)
+    return gzip.compress(text.encode(), compresslevel=1, mtime=0)
+
+
+def _unlines(data: bytes) -> Iterator[dict[str, Any]]:
+    for line in gzip.decompress(data).decode().splitlines():
+        if line:
+            yield json.loads(line)
+
+
+class JobRecords:
+    """Reads and writes pipeline and job records in a store."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.backend = store.backend
+
+    # -- keys ---------------------------------------------------------------------------
+
+    @staticmethod
+    def _pipeline_dir(name: str) -> str:
+        return f"meta/pipelines/{name}"
+
+    def _job_dir(self, pipeline: str, job: str) -> str:
+        return f"{self._pipeline_dir(pipeline)}/jobs/{job}"
+
+    # -- pipelines ----------------------------------------------------------------------
+
+    def save_pipeline(self, info: PipelineInfo) -> None:
+        key = f"{self._pipeline_dir(info.name)}/pipeline.json"
+        self.backend.write(key, json.dumps(info.to_dict()).encode())
+
+    def pipeline(self, name: str) -> PipelineInfo:
+        try:
+            raw = json.loads(self.backend.read(f"{self._pipeline_dir(name)}/pipeline.json"))
+        except FileNotFoundError:
+            raise PipelineNotFound(f"pipeline {name!r} not found", pipeline=name) from None
+        return PipelineInfo.from_dict(raw)
+
+    def pipeline_exists(self, name: str) -> bool:
+        return self.backend.exists(f"{self._pipeline_dir(name)}/pipeline.json")
+
+    def pipelines(self) -> list[PipelineInfo]:
+        return [
+            self.pipeline(name)
+            for name in self.backend.list("meta/pipelines")
+            if self.pipeline_exists(name)
+        ]
+
+    def delete_pipeline(self, name: str) -> None:
+        self.pipeline(name)
+        self.backend.delete_tree(self._pipeline_dir(name))
+
+    # -- jobs ---------------------------------------------------------------------------
+
+    def new_job_id(self) -> str:
+        return uuid.uuid4().hex
+
+    def save_job(self, job: JobInfo) -> None:
+        key = f"{self._job_dir(job.pipeline, job.id)}/job.json"
+        self.backend.write(key, json.dumps(job.to_dict()).encode())
+
+    def update_job(self, job: JobInfo, **changes: Any) -> JobInfo:
+        updated = replace(job, **changes)
+        self.save_job(updated)
+        return updated
+
+    def job(self, pipeline: str, job_id: str) -> JobInfo:
+        try:
+            raw = json.loads(self.backend.read(f"{self._job_dir(pipeline, job_id)}/job.json"))
+        except FileNotFoundError:
+            raise JobNotFound(
+                f"job {job_id!r} of pipeline {pipeline!r} not found", job=job_id
+            ) from None
+        return JobInfo.from_dict(raw)
+
+    def find_job(self, job_id: str, pipeline: str | None = None) -> JobInfo:
+        """A job by id, searching every pipeline when none is given."""
+        names = [pipeline] if pipeline else self.backend.list("meta/pipelines")
+        for name in names:
+            if self.backend.exists(f"{self._job_dir(name, job_id)}/job.json"):
+                return self.job(name, job_id)
+        raise JobNotFound(f"job {job_id!r} not found", job=job_id)
+
+    def jobs(self, pipeline: str | None = None) -> list[JobInfo]:
+        """Jobs newest first."""
+        names = [pipeline] if pipeline else self.backend.list("meta/pipelines")
+        result = []
+        for name in names:
+            for job_id in self.backend.list(f"{self._pipeline_dir(name)}/jobs"):
+                try:
+                    result.append(self.job(name, job_id))
+                except JobNotFound:
+                    continue
+        return sorted(result, key=lambda j: j.created, reverse=True)
+
+    # -- datum sets, checkpoints, index -------------------------------------------------
+
+    def write_set(self, job: JobInfo, number: int, datums: Iterable[Datum]) -> None:
+        key = f"{self._job_dir(job.pipeline, job.id)}/sets/{number:06d}.json.gz"
+        self.backend.write(key, _lines(d.to_dict() for d in datums))
+
+    def read_set(self, job: JobInfo, number: int) -> list[Datum]:
+        key = f"{self._job_dir(job.pipeline, job.id)}/sets/{number:06d}.json.gz"
+        return [Datum.from_dict(raw) for raw in _unlines(self.backend.read(key))]
+
+    def set_numbers(self, job: JobInfo) -> list[int]:
+        names = self.backend.list(f"{self._job_dir(job.pipeline, job.id)}/sets")
+        return sorted(int(n.split(".")[0]) for n in names)
+
+    def write_skipped(self, job: JobInfo, datums: Iterable[Datum]) -> None:
+        key = f"{self._job_dir(job.pipeline, job.id)}/skipped.json.gz"
+        self.backend.write(key, _lines(d.to_dict() for d in datums))
+
+    def read_skipped(self, job: JobInfo) -> Iterator[Datum]:
+        key = f"{self._job_dir(job.pipeline, job.id)}/skipped.json.gz"
+        try:
+            data = self.backend.read(key)
+        except FileNotFoundError:
+            return
+        for raw in _unlines(data):
+            yield Datum.from_dict(raw)
+
+    def _result_dir(self, job: JobInfo, number: int) -> str:
+        return f"{self._job_dir(job.pipeline, job.id)}/results/{number:06d}"
+
+    def write_result(self, job: JobInfo, number: int, result: dict[str, Any]) -> None:
+        key = f"{self._result_dir(job, number)}/{result['datum_id']}.json"
+        self.backend.write(key, json.dumps(result, separators=(",", ":")).encode())
+
+    def results(self, job: JobInfo, number: int) -> dict[str, dict[str, Any]]:
+        """Checkpointed results of one set, by datum id."""
+        out = {}
+        base = self._result_dir(job, number)
+        for name in self.backend.list(base):
+            if name.endswith(".json"):
+                out[name[:-5]] = json.loads(self.backend.read(f"{base}/{name}"))
+        return out
+
+    def all_results(self, job: JobInfo) -> Iterator[tuple[int, dict[str, Any]]]:
+        for number in self.set_numbers(job):
+            for result in self.results(job, number).values():
+                yield number, result
+
+    def write_log(self, job: JobInfo, datum_id: str, text: str) -> None:
+        key = f"{self._job_dir(job.pipeline, job.id)}/logs/{datum_id}"
+        self.backend.write(key, text.encode())
+
+    def read_log(self, job: JobInfo, datum_id: str) -> str:
+        key = f"{self._job_dir(job.pipeline, job.id)}/logs/{datum_id}"
+        try:
+            return self.backend.read(key).decode(errors="replace")
+        except FileNotFoundError:
+            return ""
+
+    def log_ids(self, job: JobInfo) -> list[str]:
+        return self.backend.list(f"{self._job_dir(job.pipeline, job.id)}/logs")
+
+    def write_index(self, job: JobInfo, records: Iterable[tuple[str, str, str]]) -> None:
+        text = "".join(f"{i}\t{h}\t{s}\n" for i, h, s in sorted(records))
+        key = f"{self._job_dir(job.pipeline, job.id)}/index.gz"
+        self.backend.write(key, gzip.compress(text.encode(), compresslevel=1, mtime=0))
+
+    def read_index(self, job: JobInfo) -> dict[str, IndexRecord]:
+        key = f"{self._job_dir(job.pipeline, job.id)}/index.gz"
+        index: dict[str, IndexRecord] = {}
+        for line in gzip.decompress(self.backend.read(key)).decode().splitlines():
+            ident, digest, state = line.split("\t")
+            index[ident] = IndexRecord(digest, state)
+        return index
+
+    def has_index(self, job: JobInfo) -> bool:
+        return self.backend.exists(f"{self._job_dir(job.pipeline, job.id)}/index.gz")

@@ -1,0 +1,302 @@
+"""Planning: an input spec plus pinned commits become a deterministic stream of datums.
+
+* **pfs**: the glob runs over the commit's listing, directories included (``/d/`` datums carry
+  their subtree); datums come in path order.
+* **cross**: nested loop, first child outermost. The first child streams; the others are held
+  (their datums, not the product), so a 1,000 x 1,000 cross never holds a million datums.
+* **union**: the children's datums in child order. A datum produced identically by two branches
+  (same id) is emitted once, as Pachyderm's job path keys datums by id.
+* **join**: every input entry is keyed by its own ``join_on``; per key, the product of the
+  children that have it; when some child lacks the key only ``outer_join`` children's entries
+  form the datum (none: no datum). Keys come out in sorted order.
+* **group**: every input entry is keyed by its ``group_by``; all entries sharing a key, across
+  all children, form one datum. Keys come out in sorted order.
+
+Children of cross / union / join / group are already sorted by input name by the spec.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Any, NamedTuple
+
+from airflow_datum_provider.core.datum import Datum, DatumInput, dir_hasher
+from airflow_datum_provider.core.errors import SpecError
+from airflow_datum_provider.core.glob import Glob, compile_glob, expand_template
+from airflow_datum_provider.core.listing import listing_prefix
+from airflow_datum_provider.core.spec import (
+    CronInput,
+    CrossInput,
+    GroupInput,
+    Input,
+    JoinInput,
+    PFSInput,
+    UnionInput,
+)
+from airflow_datum_provider.core.store import Entry, Store
+
+__all__ = ["Pins", "Planner", "count_datums", "list_datums", "pin_inputs", "pfs_leaves"]
+
+Pins = Mapping[tuple[str, str], "str | None"]
+"""(repo, branch) -> pinned commit id (``None``: the branch has no commit yet)."""
+
+
+class _Member(NamedTuple):
+    """An input entry with the join / group flags it needs inside combinators."""
+
+    input: DatumInput
+    outer: bool
+
+
+def pfs_leaves(spec: Input, pipeline: str = "") -> Iterator[PFSInput]:
+    """Every pfs leaf of an input tree in order; a cron input counts as its pfs equivalent."""
+    if isinstance(spec, PFSInput):
+        yield spec
+    elif isinstance(spec, CronInput):
+        yield _cron_as_pfs(spec, pipeline)
+    else:
+        for child in spec.inputs:
+            yield from pfs_leaves(child, pipeline)
+
+
+def _cron_as_pfs(spec: CronInput, pipeline: str) -> PFSInput:
+    repo = f"{pipeline}_{spec.name}" if pipeline else spec.name
+    return PFSInput(repo=repo, branch="master", glob="/*", name=spec.name)
+
+
+def pin_inputs(store: Store, spec: Input, pipeline: str = "") -> dict[tuple[str, str], str | None]:
+    """Pin every input branch to its current head (the job's provenance)."""
+    pins: dict[tuple[str, str], str | None] = {}
+    for leaf in pfs_leaves(spec, pipeline):
+        key = (leaf.repo, leaf.branch)
+        if key not in pins:
+            pins[key] = store.branch_head(leaf.repo, leaf.branch)
+    return pins
+
+
+class Planner:
+    """Streams the datums of one input tree over one set of pinned commits."""
+
+    def __init__(
+        self,
+        store: Store,
+        spec: Input,
+        pins: Pins | None = None,
+        *,
+        salt: str = "",
+        pipeline: str = "",
+    ) -> None:
+        self.store = store
+        self.spec = spec
+        self.pipeline = pipeline
+        self.pins = dict(pins) if pins is not None else pin_inputs(store, spec, pipeline)
+        self.salt = salt
+
+    def __iter__(self) -> Iterator[Datum]:
+        return self.datums()
+
+    def datums(self) -> Iterator[Datum]:
+        salt = self.salt
+        for members in self._node(self.spec, "input"):
+            inputs = tuple(m.input for m in members)
+            yield Datum.of(inputs, salt)
+
+    # Each node yields datums as tuples of members; combinators re-combine members.
+
+    def _node(self, spec: Input, field: str) -> Iterator[tuple[_Member, ...]]:
+        if isinstance(spec, PFSInput):
+            return ((m,) for m in self._pfs(spec, field + ".pfs"))
+        if isinstance(spec, CronInput):
+            return ((m,) for m in self._pfs(_cron_as_pfs(spec, self.pipeline), field + ".cron"))
+        if isinstance(spec, CrossInput):
+            return self._cross(spec, field + ".cross")
+        if isinstance(spec, UnionInput):
+            return self._union(spec, field + ".union")
+        if isinstance(spec, JoinInput):
+            return self._join(spec, field + ".join")
+        if isinstance(spec, GroupInput):
+            return self._group(spec, field + ".group")
+        raise SpecError(f"unknown input type {type(spec).__name__}", field=field)
+
+    def _cross(self, spec: CrossInput, field: str) -> Iterator[tuple[_Member, ...]]:
+        children = spec.inputs
+        if not children:
+            return
+        rest = [list(self._node(c, f"{field}[{i}]")) for i, c in enumerate(children[1:], 1)]
+        if any(not r for r in rest):
+            return
+        for first in self._node(children[0], f"{field}[0]"):
+            for combo in itertools.product(*rest):
+                yield first + tuple(itertools.chain.from_iterable(combo))
+
+    def _union(self, spec: UnionInput, field: str) -> Iterator[tuple[_Member, ...]]:
+        names = [set(_names(c)) for c in spec.inputs]
+        overlap = any(a & b for a, b in itertools.combinations(names, 2))
+        seen: set[tuple[tuple[str, str, str, str], ...]] = set()
+        for i, child in enumerate(spec.inputs):
+            for members in self._node(child, f"{field}[{i}]"):
+                if overlap:
+                    key = tuple(
+                        (m.input.name, m.input.repo, m.input.branch, m.input.path) for m in members
+                    )
+                    if key in seen:
+                        continue
+                    seen.add(key)
+                yield members
+
+    def _keyed(
+        self, spec: JoinInput | GroupInput, field: str, attr: str
+    ) -> list[dict[str, list[_Member]]]:
+        """Per child: key -> distinct members (flattened per input entry), in first-seen order."""
+        keyed: list[dict[str, list[_Member]]] = []
+        for i, child in enumerate(spec.inputs):
+            by_key: dict[str, dict[DatumInput, _Member]] = {}
+            for members in self._node(child, f"{field}[{i}]"):
+                for m in members:
+                    by_key.setdefault(getattr(m.input, attr), {}).setdefault(m.input, m)
+            keyed.append({k: list(v.values()) for k, v in by_key.items()})
+        return keyed
+
+    def _join(self, spec: JoinInput, field: str) -> Iterator[tuple[_Member, ...]]:
+        keyed = self._keyed(spec, field, "join_on")
+        outer = [any(leaf.outer_join for leaf in pfs_leaves(c, self.pipeline)) for c in spec.inputs]
+        keys = sorted(set().union(*keyed)) if keyed else []
+        for key in keys:
+            present = [k.get(key) for k in keyed]
+            if all(p is not None for p in present):
+                lists = [p for p in present if p is not None]
+            else:
+                lists = [p for p, o in zip(present, outer) if p is not None and o]
+                if not lists:
+                    continue
+            for combo in itertools.product(*lists):
+                yield tuple(combo)
+
+    def _group(self, spec: GroupInput, field: str) -> Iterator[tuple[_Member, ...]]:
+        keyed = self._keyed(spec, field, "group_by")
+        keys = sorted(set().union(*keyed)) if keyed else []
+        for key in keys:
+            yield tuple(itertools.chain.from_iterable(k.get(key, ()) for k in keyed))
+
+    def _pfs(self, spec: PFSInput, field: str) -> Iterator[_Member]:
+        glob = compile_glob(spec.glob, field=field + ".glob")
+        key = (spec.repo, spec.branch)
+        if key not in self.pins:
+            self.pins[key] = self.store.branch_head(spec.repo, spec.branch)
+        commit = self.pins[key]
+        if commit is None:
+            return
+        prefix = listing_prefix(glob.prefix)
+        entries = self.store.manifest(spec.repo, commit).entries(self.store.backend, prefix)
+        name = spec.name or spec.repo
+        join_on, group_by = spec.join_on, spec.group_by
+        repo, branch = spec.repo, spec.branch
+        reference, lazy, empty = spec.reference, spec.lazy, spec.empty_files
+        outer = spec.outer_join
+        for path, size, digest, caps in iter_matches(entries, glob, prefix):
+            jk = expand_template(join_on, caps) if join_on else ""
+            gk = expand_template(group_by, caps) if group_by else ""
+            inp = DatumInput(
+                name, repo, branch, commit, path, digest, size, jk, gk, reference, lazy, empty
+            )
+            yield _Member(inp, outer)
+
+
+def _names(spec: Input) -> Iterator[str]:
+    for leaf in pfs_leaves(spec):
+        yield leaf.name or leaf.repo
+
+
+class _Open:
+    __slots__ = ("path", "hasher", "size", "index")
+
+    def __init__(self, path: str, index: int) -> None:
+        self.path = path
+        self.hasher = dir_hasher()
+        self.size = 0
+        self.index = index
+
+
+def iter_matches(
+    entries: Iterable[Entry], glob: Glob, prefix: str = "/"
+) -> Iterator[tuple[str, int, str, tuple[str, ...]]]:
+    """Listing entries (files and directories) matching ``glob``: (path, size, hash, captures).
+
+    Directory matches get their size and hash once their subtree has been read; matches inside
+    an open matched directory are held back so the output stays in path order.
+    """
+    pending: list[Any] = []  # [path, size, hash, caps] rows awaiting an open directory
+    open_dirs: list[str] = []  # every open directory, outermost first
+    hashing: list[_Open] = []  # matched directories still collecting their subtree
+    match = glob.regex.match
+    root_only = glob.pattern == "/"
+    first = True
+
+    def close_to(path: str) -> Iterator[tuple[str, int, str, tuple[str, ...]]]:
+        while open_dirs and not path.startswith(open_dirs[-1]):
+            closed = open_dirs.pop()
+            if hashing and hashing[-1].path == closed:
+                done = hashing.pop()
+                row = pending[done.index]
+                row[1], row[2] = done.size, done.hasher.hexdigest()
+        if not hashing and pending:
+            for row in pending:
+                yield (row[0], row[1], row[2], row[3])
+            pending.clear()
+
+    for entry in entries:
+        path = entry.path
+        if first:
+            first = False
+            if prefix == "/":
+                open_dirs.append("/")
+                if root_only:
+                    hashing.append(_Open("/", 0))
+                    pending.append(["/", 0, "", ("/",)])
+        yield from close_to(path)
+        start = len(open_dirs[-1]) if open_dirs else len(prefix)
+        slash = path.find("/", start)
+        while slash >= 0:
+            directory = path[: slash + 1]
+            open_dirs.append(directory)
+            if not root_only:
+                m = match(directory[:-1])
+                if m is not None:
+                    caps = (m.group(0), *(g or "" for g in m.groups()))
+                    hashing.append(_Open(directory, len(pending)))
+                    pending.append([directory, 0, "", caps])
+            slash = path.find("/", slash + 1)
+        for h in hashing:
+            h.size += entry.size
+            h.hasher.update(f"{path[len(h.path) :]}\0{entry.hash}\n".encode())
+        if not root_only:
+            m = match(path)
+            if m is not None:
+                caps = (m.group(0), *(g or "" for g in m.groups()))
+                if hashing:
+                    pending.append([path, entry.size, entry.hash, caps])
+                else:
+                    yield path, entry.size, entry.hash, caps
+    yield from close_to("\0")
+
+
+def list_datums(
+    store: Store,
+    input_spec: Input,
+    pinned_commits: Pins | None = None,
+    *,
+    salt: str = "",
+    pipeline: str = "",
+) -> Iterator[Datum]:
+    """Stream the datums of ``input_spec``; inputs pinned to branch heads unless given."""
+    return Planner(store, input_spec, pinned_commits, salt=salt, pipeline=pipeline).datums()
+
+
+def count_datums(datums: Iterable[Datum]) -> int:
+    return sum(1 for _ in datums)
+
+
+def describe(datum: Datum) -> str:
+    """``repo@commit:path, ...`` as ``pachctl list datum`` prints FILES."""
+    return ", ".join(f"{i.repo}@{i.commit}:{i.path}" for i in datum.inputs)
