@@ -76,19 +76,28 @@ class LocalBackend:
     def _temp_for(self, path: str) -> str:
         return f"{path}.{uuid.uuid4().hex}.tmp"
 
+    def _open_temp(self, path: str) -> tuple[str, IO[bytes]]:
+        """A new temp file next to ``path``; its parent is (re)created when missing."""
+        tmp = self._temp_for(path)
+        self._ensure_parent(path)
+        try:
+            return tmp, open(tmp, "xb")
+        except FileNotFoundError:
+            # Another process removed the folder since we cached it (delete_tree, delete_branch).
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            return tmp, open(tmp, "xb")
+
     def write(self, key: str, data: bytes) -> None:
         path = self._path(key)
-        self._ensure_parent(path)
-        tmp = self._temp_for(path)
-        with open(tmp, "wb") as fh:
+        tmp, fh = self._open_temp(path)
+        with fh:
             fh.write(data)
         os.replace(tmp, path)
 
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
-        self._ensure_parent(path)
-        tmp = self._temp_for(path)
-        with open(tmp, "wb") as fh:
+        tmp, fh = self._open_temp(path)
+        with fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
@@ -128,12 +137,16 @@ class LocalBackend:
         key = f"tmp/{uuid.uuid4().hex}"
         path = self._path(key)
         self._ensure_parent(path)
-        return key, open(path, "wb")
+        return key, open(path, "xb")
 
     def move_into(self, temp_key: str, key: str) -> None:
         path = self._path(key)
         self._ensure_parent(path)
-        os.replace(self._path(temp_key), path)
+        try:
+            os.replace(self._path(temp_key), path)
+        except FileNotFoundError:
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            os.replace(self._path(temp_key), path)
 
 
 _MEMORY_LOCK = threading.Lock()

@@ -197,8 +197,10 @@ def merge_ops(
     sources: list[Iterator[tuple[str, int, int, str, Entry | Op]]] = [
         ((e.path, -1, i, "E", e) for i, e in enumerate(base))
     ]
+    # A function, not a generator expression in the loop: that would read ``seg_no`` lazily and
+    # give every segment the last number, so an earlier segment could win.
     for seg_no, segment in enumerate(segments):
-        sources.append(((op.path, seg_no, i, op.kind, op) for i, op in enumerate(segment)))
+        sources.append(_keyed(seg_no, segment))
     merged = heapq.merge(*sources)
     deletes: list[tuple[str, str, tuple[int, int]]] = []  # (prefix, upper bound, seq)
     current_path: str | None = None
@@ -229,3 +231,8 @@ def merge_ops(
             deletes.append((prefix, prefix[:-1] + "0", seq))
     if state is not None:
         yield state
+
+
+def _keyed(seg_no: int, segment: Iterable[Op]) -> Iterator[tuple[str, int, int, str, Entry | Op]]:
+    for i, op in enumerate(segment):
+        yield op.path, seg_no, i, op.kind, op

@@ -53,6 +53,7 @@ __all__ = [
 
 _SMALL = 8 << 20
 _SEGMENT_OPS = 200_000
+_STREAM_SEGMENT = 1 << 20  # compressed bytes above which a segment is streamed at finish
 _HEX32 = frozenset("0123456789abcdef")
 
 
@@ -296,11 +297,27 @@ class OpenCommit:
             )
         return count
 
+    def _check_still_open(self) -> None:
+        """Refuse to write to a commit that another handle finished or deleted."""
+        self._check_open()
+        if not self.store.backend.exists(_layout.open_info(self.repo, self.id)):
+            self._closed = True
+            if self.store.backend.exists(_layout.commit(self.repo, self.id)):
+                raise CommitFinishedError(
+                    f"commit {self.repo}@{self.id} is finished; finished commits are immutable",
+                    commit=self.id,
+                )
+            raise CommitNotFound(
+                f"commit {self.id!r} not found in repo {self.repo!r} (deleted?)",
+                repo=self.repo,
+                commit=self.id,
+            )
+
     def flush(self) -> None:
         """Persist buffered ops as one sorted segment (other processes can then continue)."""
         if not self._ops:
             return
-        self._check_open()
+        self._check_still_open()
         ordered = sorted(enumerate(self._ops), key=lambda pair: (pair[1].path, pair[0]))
         lines = "".join(
             f"{op.kind}\t{op.path}\t{op.hash}\t{op.size}\t{op.tag}\n" for _, op in ordered
@@ -317,7 +334,7 @@ class OpenCommit:
     def finish(self, *, description: str | None = None) -> CommitInfo:
         """Finish the commit: build its manifest and move the branch head (compare-and-swap)."""
         self.flush()
-        self._check_open()
+        self._check_still_open()
         info = self.info if description is None else replace(self.info, description=description)
         done = self.store._land(info)
         self._closed = True
@@ -544,14 +561,38 @@ class Store:
             ) from None
         return OpenCommit(self, CommitInfo.from_dict(raw))
 
-    def _landed(self, info: CommitInfo) -> bool:
-        return info.id in self._branch_ids(info.repo, info.branch)
+    def _landed(self, repo: str, commit_id: str, record: Mapping[str, Any]) -> bool:
+        """Whether a commit record belongs to a commit whose ref CAS succeeded.
 
-    def _branch_ids(self, repo: str, branch: str) -> set[str]:
-        ids = set()
-        for name in self._ref_log(repo, branch)[-64:]:
-            ids.add(self.backend.read(_layout.ref(repo, branch, int(name))).decode())
-        return ids
+        ``_land`` writes the record (with the ref version it is about to create, ``ref_seq``)
+        before the CAS and removes the open folder after it. So: no open folder means landed;
+        with one, the commit landed only if the ref version it aimed at names it.
+        """
+        if not self.backend.exists(_layout.open_info(repo, commit_id)):
+            return True
+        seq = record.get("ref_seq")
+        if not isinstance(seq, int):
+            return False
+        try:
+            ref = self.backend.read(_layout.ref(repo, record["branch"], seq))
+        except FileNotFoundError:
+            return False
+        return ref.decode() == commit_id
+
+    def _finished_record(
+        self, repo: str, commit_id: str, *, trusted: bool = False
+    ) -> CommitInfo | None:
+        """The landed commit record of ``commit_id``, or ``None``.
+
+        ``trusted`` skips the landed check for ids read from a ref or a landed commit's parent.
+        """
+        try:
+            raw = self._read_json(_layout.commit(repo, commit_id))
+        except FileNotFoundError:
+            return None
+        if not trusted and not self._landed(repo, commit_id, raw):
+            return None
+        return CommitInfo.from_dict(raw)
 
     def list_open_commits(self, repo: str) -> list[CommitInfo]:
         """Unfinished commits (for example left by a killed writer), oldest first."""
@@ -563,7 +604,8 @@ class Store:
             except FileNotFoundError:
                 continue
             info = CommitInfo.from_dict(raw)
-            if self.backend.exists(_layout.commit(repo, commit_id)) and self._landed(info):
+            if self._finished_record(repo, commit_id) is not None:
+                # Its writer died after the CAS, before cleaning up: finish the cleanup.
                 self.backend.delete_tree(_layout.open_dir(repo, commit_id))
                 continue
             result.append(info)
@@ -572,28 +614,38 @@ class Store:
     def delete_commit(self, repo: str, commit_id: str) -> None:
         """Delete an unfinished commit. Finished commits are immutable and cannot be deleted."""
         self._require_repo(repo)
+        finished = self._finished_record(repo, commit_id)
+        if finished is not None:
+            self.backend.delete_tree(_layout.open_dir(repo, commit_id))
+            raise CommitFinishedError(
+                f"commit {repo}@{commit_id} is finished and cannot be deleted",
+                commit=commit_id,
+            )
         if not self.backend.exists(_layout.open_info(repo, commit_id)):
-            if self.backend.exists(_layout.commit(repo, commit_id)):
-                raise CommitFinishedError(
-                    f"commit {repo}@{commit_id} is finished and cannot be deleted",
-                    commit=commit_id,
-                )
             raise CommitNotFound(
                 f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
             )
+        # A writer killed between writing the record and the CAS left these: the record goes
+        # first, so that no crash here can make the commit look landed.
+        self.backend.delete(_layout.commit(repo, commit_id))
+        self.backend.delete(_layout.manifest(repo, commit_id))
         self.backend.delete_tree(_layout.open_dir(repo, commit_id))
 
-    def _segments(self, info: CommitInfo) -> list[list[Op]]:
-        segments = []
-        for name in self.backend.list(_layout.open_ops(info.repo, info.id)):
-            data = gzip.decompress(
-                self.backend.read(f"{_layout.open_ops(info.repo, info.id)}/{name}")
-            )
-            ops = []
-            for line in data.decode().splitlines():
-                kind, path, digest, size, tag = line.split("\t")
-                ops.append(Op(kind, path, digest, int(size), tag))
-            segments.append(ops)
+    def _segments(self, info: CommitInfo) -> list[Iterable[Op]]:
+        """The staged op segments of a commit, in order; re-iterable (``_land`` may retry).
+
+        Small segments (one ``datumctl put file`` each) are decoded up front; large ones (a
+        flush of ``_SEGMENT_OPS`` ops) are streamed, so finishing a huge commit stays small.
+        """
+        folder = _layout.open_ops(info.repo, info.id)
+        segments: list[Iterable[Op]] = []
+        for name in self.backend.list(folder):
+            key = f"{folder}/{name}"
+            data = self.backend.read(key)
+            if len(data) < _STREAM_SEGMENT:
+                segments.append(list(_parse_ops(gzip.decompress(data).decode().split("\n"))))
+            else:
+                segments.append(_StreamedSegment(self.backend, key))
         return segments
 
     def _append(self, old: Entry | None, op: Op) -> Entry:
@@ -627,7 +679,7 @@ class Store:
                 size_bytes=manifest.size,
                 file_count=manifest.count,
             )
-            self._write_json(_layout.commit(repo, info.id), done.to_dict())
+            self._write_json(_layout.commit(repo, info.id), {**done.to_dict(), "ref_seq": seq + 1})
             if self.backend.create(_layout.ref(repo, branch, seq + 1), info.id.encode()):
                 break
         self.backend.delete_tree(_layout.open_dir(repo, info.id))
@@ -636,6 +688,10 @@ class Store:
 
     def _resolve(self, repo: str, ref: str) -> str:
         """A commit id from ``branch``, ``id``, ``branch=id``, with ``^`` / ``~N`` ancestry."""
+        return self._resolve_trusted(repo, ref)[0]
+
+    def _resolve_trusted(self, repo: str, ref: str) -> tuple[str, bool]:
+        """:meth:`_resolve`, and whether the id is known to be landed (it came from a ref)."""
         ancestry = 0
         base = ref
         if "~" in base:
@@ -657,6 +713,7 @@ class Store:
             )
         ):
             commit_id: str | None = base
+            trusted = False
         else:
             self._require_repo(repo)
             state = self._head(repo, base)
@@ -669,23 +726,24 @@ class Store:
                     f"branch {base!r} not found in repo {repo!r}", repo=repo, branch=base
                 )
             commit_id = state[1]
+            trusted = True
             if commit_id is None:
                 raise CommitNotFound(f"branch {repo}@{base} has no commits", repo=repo, commit=ref)
         for _ in range(ancestry):
             assert commit_id is not None
             commit_id = self.inspect_commit(repo, commit_id).parent
+            trusted = True
             if commit_id is None:
                 raise CommitNotFound(f"commit {repo}@{ref} does not exist", commit=ref)
         assert commit_id is not None
-        return commit_id
+        return commit_id, trusted
 
     def inspect_commit(self, repo: str, ref: str) -> CommitInfo:
         """A finished or open commit by branch name, id, or ``branch^`` / ``branch~N``."""
-        commit_id = self._resolve(repo, ref)
-        try:
-            return CommitInfo.from_dict(self._read_json(_layout.commit(repo, commit_id)))
-        except FileNotFoundError:
-            pass
+        commit_id, trusted = self._resolve_trusted(repo, ref)
+        found = self._finished_record(repo, commit_id, trusted=trusted)
+        if found is not None:
+            return found
         try:
             return CommitInfo.from_dict(self._read_json(_layout.open_info(repo, commit_id)))
         except FileNotFoundError:
@@ -702,16 +760,25 @@ class Store:
             commit_id = self._resolve(repo, branch) if self.branch_head(repo, branch) else None
             count = 0
             while commit_id is not None and (number is None or count < number):
-                info = self.inspect_commit(repo, commit_id)
-                yield info
+                # Ids on a landed commit's parent chain are landed: no per-commit check.
+                found = self._finished_record(repo, commit_id, trusted=True)
+                if found is None:
+                    raise CommitNotFound(
+                        f"commit {commit_id!r} not found in repo {repo!r}",
+                        repo=repo,
+                        commit=commit_id,
+                    )
+                yield found
                 count += 1
-                commit_id = info.parent
+                commit_id = found.parent
             return
         infos = []
         for name in self.backend.list(_layout.commits(repo)):
-            info = CommitInfo.from_dict(self._read_json(f"{_layout.commits(repo)}/{name}"))
-            if info.finished and self._landed(info):
-                infos.append(info)
+            if not name.endswith(".json"):
+                continue
+            found = self._finished_record(repo, name.removesuffix(".json"))
+            if found is not None and found.finished:
+                infos.append(found)
         infos.sort(key=lambda c: c.finished or "", reverse=True)
         yield from infos[:number] if number is not None else infos
 
@@ -919,6 +986,29 @@ class Store:
             self.backend.delete(temp_key)
             raise
         return digest, size
+
+
+def _parse_ops(lines: Iterable[str]) -> Iterator[Op]:
+    for line in lines:
+        if line:
+            kind, path, digest, size, tag = line.rstrip("\n").split("\t")
+            yield Op(kind, path, digest, int(size), tag)
+
+
+class _StreamedSegment:
+    """A large op segment read line by line each time it is iterated."""
+
+    def __init__(self, backend: Backend, key: str) -> None:
+        self.backend = backend
+        self.key = key
+
+    def __iter__(self) -> Iterator[Op]:
+        with (
+            self.backend.open_read(self.key) as raw,
+            gzip.GzipFile(fileobj=raw, mode="rb") as unzipped,
+            io.TextIOWrapper(unzipped, encoding="utf-8", newline="\n") as text,
+        ):
+            yield from _parse_ops(text)
 
 
 def _chain(head: bytes, stream: Any) -> Iterator[bytes]:

@@ -1,0 +1,83 @@
+"""Store fixtures: one store per backend (memory, local folder, S3 on the moto server)."""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_datum_provider.core.store import Store
+
+BACKENDS = ["memory", "local", pytest.param("s3", marks=pytest.mark.s3)]
+DISK_BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
+
+
+@dataclass
+class StoreSite:
+    """Where a test store lives; :meth:`open` gives a fresh ``Store`` (as another process would)."""
+
+    kind: str
+    url: str
+    options: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def open(self) -> Store:
+        return Store.open(self.url, storage_options=self.options)
+
+
+_PUT_LOCK = threading.Lock()
+_PATCHED = False
+
+
+def make_moto_conditional_puts_atomic() -> None:
+    """Serialise moto's PutObject handler so that ``If-None-Match: *`` is atomic.
+
+    Real S3 evaluates the condition and stores the object atomically. moto 5 checks for the key
+    and then writes it in two steps on a threaded server, so two racing conditional PUTs can
+    both succeed there (``test_concurrency`` shows lost commits without this). The server runs
+    in this process, so wrapping the handler makes it behave like S3 for every client.
+    """
+    global _PATCHED
+    if _PATCHED:
+        return
+    from moto.s3.responses import S3Response
+
+    original = S3Response.put_object
+
+    def put_object(self: Any) -> Any:
+        with _PUT_LOCK:
+            return original(self)
+
+    S3Response.put_object = put_object  # type: ignore[method-assign]
+    _PATCHED = True
+
+
+def _site(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSite:
+    if kind == "memory":
+        return StoreSite(kind, f"memory://store-{uuid.uuid4().hex}")
+    if kind == "local":
+        return StoreSite(kind, str(tmp_path / "store"))
+    url, options = request.getfixturevalue("s3_store_url")
+    make_moto_conditional_puts_atomic()
+    return StoreSite(kind, url, options, {"endpoint": request.getfixturevalue("s3_server")})
+
+
+@pytest.fixture(params=BACKENDS)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreSite]:
+    yield _site(request.param, request, tmp_path)
+
+
+@pytest.fixture(params=DISK_BACKENDS)
+def disk_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreSite]:
+    """Backends that several processes can share (not ``memory://``)."""
+    yield _site(request.param, request, tmp_path)
+
+
+@pytest.fixture
+def store(site: StoreSite) -> Store:
+    return site.open()
