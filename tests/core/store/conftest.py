@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import uuid
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -68,14 +67,14 @@ def _site(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> StoreSit
 
 
 @pytest.fixture(params=BACKENDS)
-def site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreSite]:
-    yield _site(request.param, request, tmp_path)
+def site(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSite:
+    return _site(request.param, request, tmp_path)
 
 
 @pytest.fixture(params=DISK_BACKENDS)
-def disk_site(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[StoreSite]:
+def disk_site(request: pytest.FixtureRequest, tmp_path: Path) -> StoreSite:
     """Backends that several processes can share (not ``memory://``)."""
-    yield _site(request.param, request, tmp_path)
+    return _site(request.param, request, tmp_path)
 
 
 @pytest.fixture

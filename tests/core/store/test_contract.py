@@ -276,8 +276,9 @@ def test_commit_ops_put_delete_copy(store: Store) -> None:
 
 def test_context_manager_aborts_on_error(store: Store) -> None:
     store.create_repo("r")
-    with pytest.raises(RuntimeError), store.commit("r") as c:
-        c.put_bytes("/a", b"1")
+    c = store.commit("r")
+    c.put_bytes("/a", b"1")
+    with pytest.raises(RuntimeError), c:
         raise RuntimeError("boom")
     assert store.branch_head("r", "master") is None
     assert store.list_open_commits("r") == []
@@ -319,7 +320,8 @@ def test_next_and_wait_for_commit(site: StoreSite) -> None:
     assert store.next_commit("r", "master", None) is None
     first = commit_files(store, "r", {"/a": b"1"})
     found = store.next_commit("r", "master", None)
-    assert found is not None and found.id == first
+    assert found is not None
+    assert found.id == first
     assert store.next_commit("r", "master", first) is None
     with pytest.raises(TimeoutError, match="r@master"):
         store.wait_for_commit("r", "master", after=first, timeout=0.2, poll=0.05)
