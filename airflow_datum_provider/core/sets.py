@@ -24,6 +24,16 @@ DEFAULT_PER_WORKER = 4
 T = TypeVar("T", bound=Datum)
 
 
+_FIELDS = {"parallelism": "parallelism_spec.constant", "max_sets": "max_sets"}
+
+
+def _check(**values: int | None) -> None:
+    for key, value in values.items():
+        if value is not None and value < 0:
+            where = _FIELDS.get(key, f"datum_set_spec.{key}")
+            raise SpecError(f"must not be negative, got {value}", field=where)
+
+
 def set_size(
     total: int,
     *,
@@ -33,8 +43,7 @@ def set_size(
     max_sets: int | None = None,
 ) -> int:
     """Datums per set for ``total`` datums to process (``size_bytes`` is handled by cutting)."""
-    if number < 0 or per_worker < 0 or parallelism < 0:
-        raise SpecError("must not be negative", field="datum_set_spec")
+    _check(number=number, per_worker=per_worker, parallelism=parallelism, max_sets=max_sets)
     if number:
         size = number
     else:
@@ -56,8 +65,13 @@ def cut_sets(
     max_sets: int | None = None,
 ) -> Iterator[list[T]]:
     """Group datums (to process) into sets, streaming."""
-    if size_bytes < 0:
-        raise SpecError("size_bytes must not be negative", field="datum_set_spec.size_bytes")
+    _check(
+        number=number,
+        size_bytes=size_bytes,
+        per_worker=per_worker,
+        parallelism=parallelism,
+        max_sets=max_sets,
+    )
     if size_bytes and not number:
         yield from _cut_by_size(datums, size_bytes, total, max_sets)
         return
