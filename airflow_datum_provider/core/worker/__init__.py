@@ -1,0 +1,28 @@
+"""The datum worker: run one datum's user code against a scratch ``/pfs`` and collect outputs.
+
+Entry point: :func:`run_datum` with a :class:`RunOptions` (``RunOptions.from_spec(spec)``).
+"""
+
+from __future__ import annotations
+
+from airflow_datum_provider.core.worker.namespace import pfs_namespace_available
+from airflow_datum_provider.core.worker.options import PythonTransform, RunOptions
+from airflow_datum_provider.core.worker.outputs import OutputRejected, collect_outputs
+from airflow_datum_provider.core.worker.runner import (
+    DatumContext,
+    DatumResult,
+    DatumState,
+    run_datum,
+)
+
+__all__ = [
+    "DatumContext",
+    "DatumResult",
+    "DatumState",
+    "OutputRejected",
+    "PythonTransform",
+    "RunOptions",
+    "collect_outputs",
+    "pfs_namespace_available",
+    "run_datum",
+]

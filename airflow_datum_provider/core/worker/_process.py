@@ -1,0 +1,176 @@
+"""Run one user command: own process group, merged output pumped to a log sink, a deadline."""
+
+from __future__ import annotations
+
+import codecs
+import io
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Mapping, Sequence
+from typing import IO, NamedTuple
+
+__all__ = ["Exit", "LogSink", "SinkWriter", "run_command"]
+
+_TAIL = 4096
+_READ = 1 << 16
+
+
+class LogSink:
+    """Where a datum's log text goes: the caller's stream, the console if verbose, a tail."""
+
+    def __init__(self, log: IO[str] | None, verbose: bool) -> None:
+        self._log = log
+        self._console = sys.stderr if verbose else None
+        self._tail = ""
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> None:
+        if not text:
+            return
+        with self._lock:
+            if self._log is not None:
+                self._log.write(text)
+            if self._console is not None:
+                self._console.write(text)
+                self._console.flush()
+            self._tail = (self._tail + text)[-_TAIL:]
+
+    def line(self, text: str) -> None:
+        """Write a line of our own, on a line of its own."""
+        prefix = "" if not self._tail or self._tail.endswith("\n") else "\n"
+        self.write(f"{prefix}{text}\n")
+
+    def flush(self) -> None:
+        with self._lock:
+            if self._log is not None:
+                self._log.flush()
+
+    @property
+    def tail(self) -> str:
+        return self._tail
+
+
+class SinkWriter(io.TextIOBase):
+    """A text stream over a sink (``sys.stdout`` / ``sys.stderr`` of a Python transform)."""
+
+    def __init__(self, sink: LogSink) -> None:
+        super().__init__()
+        self._sink = sink
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:
+        self._sink.write(text)
+        return len(text)
+
+
+class Exit(NamedTuple):
+    """How a command ended: ``code`` (negative: signal), ``timed_out``, or ``error`` to start."""
+
+    code: int | None
+    timed_out: bool = False
+    error: str = ""
+
+
+def _pump(stream: IO[bytes], sink: LogSink) -> None:
+    # The pump owns the pipe and closes it: closing it from another thread while a read is
+    # blocked could let the fd number be reused under the read.
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    fd = stream.fileno()
+    try:
+        while data := os.read(fd, _READ):
+            sink.write(decoder.decode(data))
+        sink.write(decoder.decode(b"", final=True))
+    except OSError:
+        pass
+    finally:
+        stream.close()
+
+
+def _feed(stream: IO[bytes], data: bytes) -> None:
+    try:
+        with stream:
+            stream.write(data)
+    except (BrokenPipeError, OSError):
+        pass  # Pachyderm ignores user code that does not read its stdin
+
+
+def _kill_group(pgid: int) -> None:
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait_unreaped(proc: subprocess.Popen[bytes]) -> None:
+    # Wait for exit without reaping: while the leader is an unreaped zombie its pid cannot be
+    # reused, so killing its process group afterwards cannot hit a stranger.
+    if hasattr(os, "waitid"):
+        os.waitid(os.P_PID, proc.pid, os.WEXITED | os.WNOWAIT)
+    else:  # pragma: no cover - non-Linux fallback
+        proc.wait()
+
+
+def run_command(
+    argv: Sequence[str],
+    *,
+    env: Mapping[str, str],
+    cwd: str | None,
+    stdin_lines: Sequence[str],
+    timeout: float | None,
+    sink: LogSink,
+) -> Exit:
+    """Run ``argv`` in a new session; SIGKILL its whole group on timeout and once it exits.
+
+    Killing the group after a normal exit too stops background children from outliving the
+    datum (they would write into the next datum's scratch, and hold the log pipe open).
+    """
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE if stdin_lines else subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as exc:
+        return Exit(None, error=f"cannot run {argv[0]!r}: {exc.strerror or exc}")
+    assert proc.stdout is not None
+    pump = threading.Thread(target=_pump, args=(proc.stdout, sink), daemon=True)
+    pump.start()
+    feeder = None
+    if stdin_lines:
+        assert proc.stdin is not None
+        data = ("\n".join(stdin_lines) + "\n").encode()
+        feeder = threading.Thread(target=_feed, args=(proc.stdin, data), daemon=True)
+        feeder.start()
+    fired = threading.Event()
+
+    def expire() -> None:
+        fired.set()
+        _kill_group(proc.pid)
+
+    timer = threading.Timer(timeout, expire) if timeout else None
+    if timer is not None:
+        timer.daemon = True
+        timer.start()
+    try:
+        _wait_unreaped(proc)
+    finally:
+        if timer is not None:
+            timer.cancel()
+        _kill_group(proc.pid)
+        proc.wait()
+        # An escaped grandchild (its own setsid) could hold the pipe: do not wait for it.
+        pump.join(timeout=2)
+        if feeder is not None:
+            feeder.join(timeout=1)
+    code = proc.returncode
+    return Exit(code, timed_out=fired.is_set() and code == -signal.SIGKILL)

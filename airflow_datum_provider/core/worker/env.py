@@ -1,0 +1,67 @@
+"""The environment user code sees, with Pachyderm's variable names.
+
+Later entries win: the worker's own environment, then the transform's ``env``, then
+``PPS_PIPELINE_NAME``, then per input ``<name>=<root>/<name>/<path>`` (no trailing ``/``; the
+last input of a repeated name wins, as in a group) and ``<name>_COMMIT``, then
+``PACH_DATUM_<name>_JOIN_ON`` / ``_GROUP_BY`` when non-empty, ``PACH_DATUM_ID``, ``PACH_JOB_ID``,
+``PACH_OUTPUT_COMMIT_ID`` and ``PFS_ROOT``. ``root`` is the path user code sees: ``/pfs`` in a
+pod or inside the private mount namespace, the real scratch folder otherwise.
+
+``<root>/.env`` holds the same variables minus the inherited worker environment, so a worker's
+secrets (cloud keys, Airflow connections) never land in a file that may be kept for inspection.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from pathlib import Path
+
+from airflow_datum_provider.core.datum import Datum
+
+__all__ = ["datum_env", "datum_variables", "input_path", "write_env_file"]
+
+
+def input_path(root: str, name: str, path: str) -> str:
+    """Where an input's file or directory sits under ``root`` (Go's ``path.Join``: no ``/`` end)."""
+    return f"{root}/{name}{path.rstrip('/')}"
+
+
+def datum_variables(
+    datum: Datum,
+    *,
+    root: str,
+    job_id: str,
+    output_commit_id: str,
+    pipeline: str,
+    transform_env: Mapping[str, str],
+) -> dict[str, str]:
+    """The variables this package sets for one datum (everything but the inherited env)."""
+    out = dict(transform_env)
+    out["PPS_PIPELINE_NAME"] = pipeline
+    for inp in datum.inputs:
+        out[inp.name] = input_path(root, inp.name, inp.path)
+        out[f"{inp.name}_COMMIT"] = inp.commit
+        if inp.join_on:
+            out[f"PACH_DATUM_{inp.name}_JOIN_ON"] = inp.join_on
+        if inp.group_by:
+            out[f"PACH_DATUM_{inp.name}_GROUP_BY"] = inp.group_by
+    out["PACH_DATUM_ID"] = datum.id
+    out["PACH_JOB_ID"] = job_id
+    out["PACH_OUTPUT_COMMIT_ID"] = output_commit_id
+    out["PFS_ROOT"] = root
+    return out
+
+
+def datum_env(
+    variables: Mapping[str, str], base: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """The full environment: ``base`` (default: this process's) overlaid with ``variables``."""
+    env = dict(os.environ if base is None else base)
+    env.update(variables)
+    return env
+
+
+def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
+    """Write ``KEY=VALUE`` lines (Pachyderm's ``/pfs/.env``)."""
+    path.write_text("".join(f"{k}={v}\n" for k, v in variables.items()), encoding="utf-8")

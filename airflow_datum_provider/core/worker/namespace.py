@@ -1,0 +1,121 @@
+"""``/pfs`` for unchanged Pachyderm code on a local machine: a private mount namespace.
+
+Pachyderm code hard-codes ``/pfs/<input>`` and ``/pfs/out``. In a pod the scratch root *is*
+``/pfs``. Locally each worker has its own scratch folder, so where the machine allows it a
+command runs as::
+
+    unshare --mount --propagation private [--user --map-root-user] -- /bin/sh -c SCRIPT ...
+
+The script bind-mounts the scratch root on ``/pfs`` and each ``/pfs/<input>`` read-only onto
+itself, changes to ``working_dir`` (which may then live under ``/pfs``) and ``exec``-s the
+command, so the process keeps the pid (and process group) the runner started. The mounts exist
+for that process tree alone and vanish with it; other workers bind their own scratch on their
+own ``/pfs`` at the same time.
+
+Requirements, checked once per process by :func:`pfs_namespace_available` with a real probe:
+Linux, ``unshare`` and ``mount`` (util-linux), a ``/pfs`` directory to mount on (created when
+running as root; an unprivileged user needs an administrator to create it once), and either
+root (``CAP_SYS_ADMIN``) or unprivileged user namespaces (``unshare -r``; user code then sees
+uid 0 mapped to the real user). Containers without ``CAP_SYS_ADMIN`` fail the probe.
+
+In this mode every path user code is given uses ``/pfs`` (``PFS_ROOT=/pfs``). Without it, the
+paths are the real scratch folder and ``PFS_ROOT`` tells portable code where that is. Python
+callables run in-process and never see the namespace.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+__all__ = ["PFS", "pfs_namespace_available", "wrap_command"]
+
+PFS = "/pfs"
+
+# Exit status 125 for a failed mount, like `env` / `chroot` use for their own failures.
+_SCRIPT = """\
+root=$1; wd=$2; shift 2
+mount --bind "$root" /pfs || { echo "datum worker: cannot bind $root on /pfs" >&2; exit 125; }
+while [ "$1" != "--" ]; do
+  { mount --bind "/pfs/$1" "/pfs/$1" && mount -o remount,bind,ro "/pfs/$1"; } || {
+    echo "datum worker: cannot mount /pfs/$1 read-only" >&2; exit 125; }
+  shift
+done
+shift
+if [ -n "$wd" ]; then cd "$wd" || exit 125; fi
+exec "$@"
+"""
+
+
+def wrap_command(
+    argv: Sequence[str],
+    *,
+    scratch_root: Path,
+    read_only: Iterable[str] = (),
+    working_dir: str = "",
+) -> list[str]:
+    """``argv`` wrapped to run with ``/pfs`` bound to ``scratch_root`` in a private namespace.
+
+    ``read_only`` names the top-level folders (the inputs) to mount read-only.
+    """
+    unshare = ["unshare", "--mount", "--propagation", "private"]
+    if os.geteuid() != 0:
+        unshare += ["--user", "--map-root-user"]
+    names = list(dict.fromkeys(read_only))
+    return [
+        *unshare,
+        "--",
+        "/bin/sh",
+        "-c",
+        _SCRIPT,
+        "datum-worker",
+        str(scratch_root),
+        working_dir,
+        *names,
+        "--",
+        *argv,
+    ]
+
+
+@functools.cache
+def pfs_namespace_available() -> bool:
+    """Whether commands can get a private ``/pfs`` here (probed once, then cached)."""
+    if not sys.platform.startswith("linux"):
+        return False
+    if shutil.which("unshare") is None or shutil.which("mount") is None:
+        return False
+    if not os.path.isdir(PFS):
+        if os.geteuid() != 0:
+            return False
+        try:
+            os.mkdir(PFS, 0o755)
+        except FileExistsError:
+            pass
+        except OSError:
+            return False
+    with tempfile.TemporaryDirectory(prefix="datum-pfs-probe-") as tmp:
+        root = Path(tmp)
+        (root / "in").mkdir()
+        (root / "in" / "probe").write_text("ok")
+        check = 'test -f /pfs/in/probe && ! ( : > /pfs/in/probe ) 2>/dev/null && test "$PWD" = /pfs'
+        argv = wrap_command(
+            ["/bin/sh", "-c", check], scratch_root=root, read_only=["in"], working_dir=PFS
+        )
+        try:
+            done = subprocess.run(
+                argv,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+                timeout=10,
+                check=False,
+            )
+        except (OSError, subprocess.SubprocessError):
+            return False
+        return done.returncode == 0

@@ -1,0 +1,172 @@
+"""Collect a datum's ``out/`` folder into the store as content-addressed blobs.
+
+Rules (Pachyderm's, plus a security rule of ours):
+
+* Every regular file becomes an entry ``(path, hash, size, tag=datum id)``, sorted by path.
+  Empty directories produce nothing (2.x cannot represent them).
+* A name that breaks the path rules fails the datum, naming the file, with Pachyderm's text
+  ``cannot upload file produced by the user code because its name cannot be represented in
+  PFS``. Nothing is uploaded then: every name is checked before the first blob is written.
+* A symlink whose target lies inside the datum's scratch root (an input, ``.env``, another
+  output) is stored as that content; a link to a directory is walked. A symlink whose target
+  lies outside, dangles, or loops is refused: the datum fails, naming it. Pachyderm uploads
+  outside targets; we do not, so user code cannot publish arbitrary files of the worker.
+* Symlinks are resolved component by component in the view user code had: inside the ``/pfs``
+  namespace, an absolute ``/pfs/...`` target means the scratch root, and ``..`` climbs from
+  ``/pfs``. No symlink is ever followed except to read the target of one that resolved inside.
+* FIFOs, sockets and devices fail the datum (reading them could block or leak).
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+from airflow_datum_provider.core.errors import DatumError, InvalidPathError
+from airflow_datum_provider.core.store.manifest import Entry
+from airflow_datum_provider.core.store.paths import clean_path
+from airflow_datum_provider.core.store.store import Store
+
+__all__ = ["OutputRejected", "collect_outputs"]
+
+_MAX_HOPS = 40  # Linux's MAXSYMLINKS
+_BAD_NAME = (
+    "cannot upload file produced by the user code because its name cannot be represented in PFS"
+)
+
+
+class OutputRejected(DatumError):
+    """User code left something in ``out/`` that cannot be stored; the attempt fails (``path``)."""
+
+
+class _View:
+    """Paths as user code saw them (``view``) mapped onto the real scratch root (``real``)."""
+
+    def __init__(self, real: str, view: str) -> None:
+        self.real = real
+        self.view = view.rstrip("/") or "/"
+
+    def inside(self, path: str) -> bool:
+        return path == self.view or path.startswith(self.view + "/")
+
+    def to_real(self, path: str) -> str:
+        return self.real + path[len(self.view) :] if self.inside(path) else path
+
+    def to_view(self, real: str) -> str:
+        return self.view + real[len(self.real) :]
+
+    def resolve(self, path: str) -> str | None:
+        """``realpath`` in the view, or ``None`` if a component is missing or links loop."""
+        pending = path.split("/")
+        pending.reverse()
+        done = ""
+        hops = 0
+        while pending:
+            part = pending.pop()
+            if part in ("", "."):
+                continue
+            if part == "..":
+                done = done.rpartition("/")[0]
+                continue
+            candidate = f"{done}/{part}"
+            real = self.to_real(candidate)
+            try:
+                mode = os.lstat(real).st_mode
+            except OSError:
+                return None
+            if not stat.S_ISLNK(mode):
+                done = candidate
+                continue
+            hops += 1
+            if hops > _MAX_HOPS:
+                return None
+            target = os.readlink(real)
+            if target.startswith("/"):
+                done = ""
+            pending.extend(reversed(target.split("/")))
+        return done or "/"
+
+
+def _rejected(message: str, path: str) -> OutputRejected:
+    return OutputRejected(message, path=path)
+
+
+def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
+    """``(store path, real file path)`` for every output file, checked, nothing read yet."""
+    found: list[tuple[str, str]] = []
+
+    def link_target(real: str, rel: str) -> str:
+        target = view.resolve(view.to_view(real))
+        shown = f"/pfs/out{rel}" if view.view == "/pfs" else rel
+        if target is None or not view.inside(target):
+            text = os.readlink(real)
+            why = "dangles or loops" if target is None else "points outside the datum's root"
+            raise _rejected(f"output {shown} is a symlink to {text!r} that {why}; refused", rel)
+        return view.to_real(target)
+
+    def visit(directory: str, rel: str, chain: frozenset[tuple[int, int]]) -> None:
+        st = os.stat(directory)
+        key = (st.st_dev, st.st_ino)
+        if key in chain:
+            raise _rejected(f"output {rel or '/'} is a symlink loop; refused", rel or "/")
+        chain = chain | {key}
+        with os.scandir(directory) as it:
+            entries = sorted(it, key=lambda e: e.name)
+        for entry in entries:
+            child = f"{rel}/{entry.name}"
+            real = entry.path
+            mode = entry.stat(follow_symlinks=False).st_mode
+            if stat.S_ISLNK(mode):
+                real = link_target(real, child)
+                mode = os.lstat(real).st_mode
+            if stat.S_ISDIR(mode):
+                visit(real, child, chain)
+            elif stat.S_ISREG(mode):
+                try:
+                    clean_path(child)
+                except InvalidPathError as exc:
+                    raise _rejected(f"{_BAD_NAME}: {exc}", child) from None
+                found.append((child, real))
+            else:
+                raise _rejected(f"output {child} is not a regular file or directory", child)
+
+    try:
+        mode = os.lstat(out).st_mode
+    except FileNotFoundError:
+        return found
+    real_out = str(out)
+    if stat.S_ISLNK(mode):
+        real_out = link_target(real_out, "")
+        mode = os.lstat(real_out).st_mode
+    if not stat.S_ISDIR(mode):
+        raise _rejected("the output folder `out` is not a directory", "/")
+    visit(real_out, "", frozenset())
+    found.sort()
+    return found
+
+
+def collect_outputs(
+    store: Store, root: Path, *, tag: str, view_root: str | None = None
+) -> tuple[tuple[Entry, ...], int]:
+    """Store every file of ``<root>/out``; return the entries (sorted) and the bytes stored.
+
+    ``root`` is the real scratch root; ``view_root`` the root user code saw (``/pfs`` in the
+    namespace; default ``root``). Raises :class:`OutputRejected` for the datum's own faults;
+    store errors propagate.
+    """
+    real_root = os.path.realpath(root)
+    view = _View(real_root, view_root or real_root)
+    plan = _plan(Path(real_root) / "out", view)
+    entries: list[Entry] = []
+    total = 0
+    for path, real in plan:
+        try:
+            fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError as exc:
+            raise _rejected(f"cannot read output {path}: {exc.strerror or exc}", path) from None
+        with os.fdopen(fd, "rb") as fh:
+            digest, size = store._put_blob_stream(fh)
+        entries.append(Entry(path, digest, size, tag))
+        total += size
+    return tuple(entries), total

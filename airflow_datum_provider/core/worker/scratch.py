@@ -1,0 +1,211 @@
+"""A datum's scratch root: its inputs, an empty ``out/`` and ``.env``, rebuilt for every attempt.
+
+Layout (Pachyderm's ``/pfs``; paths are *not* relative to the glob)::
+
+    <root>/<input name>/<full repo path>   input /dirA/x of input `in` -> <root>/in/dirA/x
+    <root>/out/                            empty; what user code writes here is the output
+    <root>/.env                            the per-datum variables, KEY=VALUE per line
+
+A directory datum mounts its whole subtree; the root datum ``/`` mounts the whole commit at
+``<root>/<name>/``. Several inputs sharing a name (a group) share ``<root>/<name>/``.
+
+How inputs are materialised, and why:
+
+* **Hard links to the store's blob files** when the store is a local folder on the same device
+  and a write through the link cannot reach the blob. A hard link shares the blob's inode, so
+  the blob is made read-only first (mode ``a-w``: blobs are immutable, and the store replaces
+  files by rename, never writes into them). That protects it from user code running as another
+  user than root, where the kernel enforces the mode (``open(..., "w")`` fails with EACCES). Root
+  ignores file modes, so for root the runner asks for links only when the command runs in the
+  private ``/pfs`` namespace, where every ``/pfs/<input>`` is also a **read-only bind mount**
+  (writes fail with EROFS). Linking costs one ``link()`` per file whatever its size.
+* **Copies** otherwise: root without the namespace (including every in-process Python
+  callable run as root), a remote store, another device, or a blob this user cannot make
+  read-only. Local blobs are copied with ``copy_file_range`` (a reflink on btrfs / XFS), remote
+  ones streamed. Copies are made read-only too, so behaviour does not depend on the mode.
+
+Neither is a sandbox against code that means harm (it could ``chmod`` its own files back); it
+stops accidental writes to inputs from corrupting the store, which is what matters here.
+
+``empty_files: true`` gives zero-byte placeholders (nothing is read). ``lazy: true`` inputs are
+served like any other input (linked or copied up front): Pachyderm streams them through named
+pipes on first read, which only changes when the bytes move, never what user code reads.
+
+The scratch root is wiped (``rm -rf`` of its contents, after making any directory user code
+left read-only writable again) before each attempt and after the datum.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import stat
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import PipelineError
+from airflow_datum_provider.core.store.store import Store
+from airflow_datum_provider.core.worker.env import input_path, write_env_file
+
+__all__ = ["Scratch", "lay_out", "wipe"]
+
+_COPY_CHUNK = 1 << 20
+_WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scratch:
+    """A laid-out scratch root. ``inputs`` maps each input name to its local path (last wins)."""
+
+    root: Path
+    out: Path
+    inputs: MappingProxyType[str, Path]
+    download_bytes: int
+    linked: int
+    copied: int
+
+
+def _check_root(root: Path) -> None:
+    home = Path.home().resolve()
+    if root == Path(root.anchor) or root == home or root in home.parents:
+        raise PipelineError(
+            f"scratch root {str(root)!r} would delete a system or home folder; "
+            "give the worker a dedicated folder",
+            path=str(root),
+        )
+
+
+def _make_dirs_writable(root: Path) -> None:
+    # Directories only: a file may be a hard link to a store blob that must stay read-only.
+    try:
+        os.chmod(root, 0o700)
+    except OSError:
+        return
+    for dirpath, dirnames, _ in os.walk(root):
+        for name in dirnames:
+            path = os.path.join(dirpath, name)
+            if not os.path.islink(path):
+                try:
+                    os.chmod(path, 0o700)
+                except OSError:
+                    pass
+
+
+def wipe(root: Path) -> None:
+    """Empty ``root`` (created if missing); the folder must be the worker's own."""
+    root = Path(root)
+    _check_root(root.resolve())
+    try:
+        shutil.rmtree(root)
+    except FileNotFoundError:
+        pass
+    except OSError:
+        _make_dirs_writable(root)
+        shutil.rmtree(root)
+    root.mkdir(parents=True)
+
+
+def _copy_local(src: Path, dest: Path) -> None:
+    with open(src, "rb") as fin, open(dest, "wb") as fout:
+        if hasattr(os, "copy_file_range"):
+            try:
+                while os.copy_file_range(fin.fileno(), fout.fileno(), 1 << 30):
+                    pass
+                return
+            except OSError:
+                fin.seek(0)
+                fout.seek(0)
+                fout.truncate()
+        shutil.copyfileobj(fin, fout, _COPY_CHUNK)
+
+
+class _Placer:
+    """Puts blobs at paths: hard link when allowed and possible, else copy."""
+
+    def __init__(self, store: Store, link: bool) -> None:
+        self.store = store
+        self.link = link
+        self.linked = 0
+        self.copied = 0
+        self._dirs: set[Path] = set()
+
+    def _parent(self, dest: Path) -> None:
+        parent = dest.parent
+        if parent not in self._dirs:
+            parent.mkdir(parents=True, exist_ok=True)
+            self._dirs.add(parent)
+
+    def _try_link(self, src: Path, dest: Path) -> bool:
+        try:
+            mode = os.stat(src).st_mode
+            if mode & _WRITE_BITS:
+                os.chmod(src, stat.S_IMODE(mode) & ~_WRITE_BITS)
+            os.link(src, dest)
+        except OSError as exc:
+            if exc.errno in (errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP):
+                self.link = False  # no link will work on this device pair
+            elif exc.errno == errno.ENOENT:
+                raise
+            return False
+        self.linked += 1
+        return True
+
+    def place(self, digest: str, dest: Path, *, empty: bool) -> None:
+        self._parent(dest)
+        if os.path.lexists(dest):
+            # Two inputs of one name (a group) may carry the same path: last one wins.
+            os.unlink(dest)
+        if empty:
+            dest.touch(0o444)
+            return
+        src = self.store.blob_path(digest)
+        if src is not None and self.link and self._try_link(src, dest):
+            return
+        if src is not None:
+            _copy_local(src, dest)
+        else:
+            with self.store.open_blob(digest) as fin, open(dest, "wb") as fout:
+                shutil.copyfileobj(fin, fout, _COPY_CHUNK)
+        os.chmod(dest, 0o444)
+        self.copied += 1
+
+
+def lay_out(
+    store: Store, datum: Datum, root: Path, *, variables: dict[str, str], link: bool
+) -> Scratch:
+    """Wipe ``root`` and materialise ``datum`` there (see the module docstring).
+
+    ``link`` allows hard links to local blobs; pass it only when writes through them fail.
+    Store errors propagate: they are infrastructure failures, not the datum's.
+    """
+    wipe(root)
+    placer = _Placer(store, link)
+    inputs: dict[str, Path] = {}
+    nbytes = 0
+    for inp in datum.inputs:
+        local = Path(input_path(str(root), inp.name, inp.path))
+        if inp.is_dir:
+            local.mkdir(parents=True, exist_ok=True)
+            base = root / inp.name
+            for entry in store.walk(inp.repo, inp.commit, inp.path):
+                placer.place(entry.hash, base / entry.path.lstrip("/"), empty=inp.empty_files)
+                nbytes += 0 if inp.empty_files else entry.size
+        else:
+            digest = inp.hash or store.inspect_file(inp.repo, inp.commit, inp.path).hash
+            placer.place(digest, local, empty=inp.empty_files)
+            nbytes += 0 if inp.empty_files else inp.size
+        inputs[inp.name] = local
+    out = root / "out"
+    out.mkdir()
+    write_env_file(root / ".env", variables)
+    return Scratch(
+        root=root,
+        out=out,
+        inputs=MappingProxyType(inputs),
+        download_bytes=nbytes,
+        linked=placer.linked,
+        copied=placer.copied,
+    )
