@@ -1,0 +1,75 @@
+"""``create / list / inspect / delete repo``."""
+
+from __future__ import annotations
+
+import click
+
+from airflow_datum_provider.cli._output import (
+    OutputFormat,
+    dash,
+    human_size,
+    human_time,
+    output_option,
+    print_fields,
+    print_json,
+    print_table,
+)
+from airflow_datum_provider.cli._refs import repo_name
+from airflow_datum_provider.cli._store import pass_store
+from airflow_datum_provider.cli._verbs import verb
+from airflow_datum_provider.core.store import Store
+
+__all__ = ["create_repo", "delete_repo", "inspect_repo", "list_repo"]
+
+
+@verb("create").command("repo")
+@click.argument("name", callback=repo_name)
+@click.option("-d", "--description", default="", help="A description of the repo.")
+@pass_store
+def create_repo(store: Store, name: str, description: str) -> None:
+    """Create a new repo."""
+    store.create_repo(name, description=description)
+
+
+@verb("list").command("repo")
+@output_option
+@pass_store
+def list_repo(store: Store, output: OutputFormat) -> None:
+    """List repos."""
+    repos = store.list_repos()
+    if output == "json":
+        print_json(r.to_dict() for r in repos)
+        return
+    print_table(
+        ("NAME", "CREATED", "SIZE", "DESCRIPTION"),
+        ((r.name, human_time(r.created), human_size(r.size_bytes), r.description) for r in repos),
+    )
+
+
+@verb("inspect").command("repo")
+@click.argument("name", callback=repo_name)
+@output_option
+@pass_store
+def inspect_repo(store: Store, name: str, output: OutputFormat) -> None:
+    """Show a repo's details."""
+    info = store.inspect_repo(name)
+    if output == "json":
+        print_json([info.to_dict()])
+        return
+    print_fields(
+        (
+            ("Name", info.name),
+            ("Description", dash(info.description)),
+            ("Created", f"{human_time(info.created)} ({info.created})"),
+            ("Size", human_size(info.size_bytes)),
+            ("Branches", dash(", ".join(info.branches))),
+        )
+    )
+
+
+@verb("delete").command("repo")
+@click.argument("name", callback=repo_name)
+@pass_store
+def delete_repo(store: Store, name: str) -> None:
+    """Delete a repo with its branches and commits."""
+    store.delete_repo(name)
