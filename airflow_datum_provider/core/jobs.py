@@ -108,6 +108,7 @@ class JobInfo:
     output_commit: str = ""
     base_job: str = ""
     sets: int = 0
+    planned: bool = False
     pipeline_version: int = 1
     salt: str = ""
     failed_datums: tuple[str, ...] = field(default=())
@@ -150,6 +151,7 @@ class JobInfo:
             "output_commit": self.output_commit,
             "base_job": self.base_job,
             "sets": self.sets,
+            "planned": self.planned,
             "pipeline_version": self.pipeline_version,
             "salt": self.salt,
             "failed_datums": list(self.failed_datums),
@@ -334,6 +336,12 @@ class JobRecords:
             ident, digest, state = line.split("\t")
             index[ident] = IndexRecord(digest, state)
         return index
+
+    def clear_plan(self, job: JobInfo) -> None:
+        """Drop a half-written plan (sets and skipped datums) before planning again."""
+        base = self._job_dir(job.pipeline, job.id)
+        self.backend.delete_tree(f"{base}/sets")
+        self.backend.delete(f"{base}/skipped.json.gz")
 
     def has_index(self, job: JobInfo) -> bool:
         return self.backend.exists(f"{self._job_dir(job.pipeline, job.id)}/index.gz")

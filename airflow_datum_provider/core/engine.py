@@ -1,0 +1,516 @@
+"""The job engine: create pipelines, then plan, process and merge jobs.
+
+The steps are separate functions because they run in separate places: ``datumctl run pipeline``
+calls them in one process (or a local process pool), an Airflow DAG calls :func:`plan_job` in
+one task, :func:`process_set` in mapped tasks (or pods) and :func:`finish_job` in a reduce
+task. Everything they share goes through the store, so a step can run on any machine and be
+retried: :func:`process_set` resumes after the last checkpointed datum.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import io
+import multiprocessing
+import shutil
+import tempfile
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from airflow_datum_provider.core._failpoints import failpoint
+from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import (
+    CommitFinishedError,
+    DatumError,
+    JobFailed,
+    MergeError,
+    PipelineError,
+    SpecError,
+)
+from airflow_datum_provider.core.incremental import SKIP, IndexRecord, diff_datums
+from airflow_datum_provider.core.jobs import JobInfo, JobRecords, PipelineInfo, now
+from airflow_datum_provider.core.merge import merge_outputs
+from airflow_datum_provider.core.plan import Planner, pin_inputs
+from airflow_datum_provider.core.sets import cut_sets
+from airflow_datum_provider.core.spec import CronInput, PipelineSpec, iter_leaves
+from airflow_datum_provider.core.store import Entry, Store
+from airflow_datum_provider.core.store.paths import check_name
+
+__all__ = [
+    "JobKilled",
+    "PlanResult",
+    "SetSummary",
+    "create_pipeline",
+    "delete_pipeline",
+    "finish_job",
+    "plan_job",
+    "process_set",
+    "run_pipeline",
+    "start_job",
+    "stop_job",
+]
+
+JOB_TIMEOUT_REASON = "job timed out"
+
+
+class JobKilled(PipelineError):
+    """The job was stopped or hit its ``job_timeout``."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanResult:
+    """What the plan step hands to the process steps: small, XCom-sized references."""
+
+    job: JobInfo
+    sets: tuple[dict[str, Any], ...]
+
+    @property
+    def set_numbers(self) -> list[int]:
+        return [s["set"] for s in self.sets]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetSummary:
+    """What one processed set reports back: counts per state and failed datum ids."""
+
+    set: int
+    success: int = 0
+    failed: int = 0
+    recovered: int = 0
+    failed_datums: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.set,
+            "success": self.success,
+            "failed": self.failed,
+            "recovered": self.recovered,
+            "failed_datums": list(self.failed_datums),
+        }
+
+
+# -- pipelines -------------------------------------------------------------------------------
+
+
+def create_pipeline(
+    store: Store, spec: PipelineSpec, *, update: bool = False, reprocess: bool = False
+) -> PipelineInfo:
+    """Create (or, with ``update``, replace) a pipeline and its output repo.
+
+    An update keeps the salt, so unchanged datums are still skipped, unless ``reprocess``.
+    """
+    records = JobRecords(store)
+    check_name(spec.name, "pipeline")
+    exists = records.pipeline_exists(spec.name)
+    if exists and not update:
+        raise PipelineError(
+            f"pipeline {spec.name!r} already exists; use update pipeline", pipeline=spec.name
+        )
+    if update and not exists:
+        raise PipelineError(f"pipeline {spec.name!r} not found", pipeline=spec.name)
+    stamp = now()
+    if exists:
+        old = records.pipeline(spec.name)
+        salt = spec.salt or (uuid.uuid4().hex if reprocess else old.salt)
+        info = replace(old, spec=spec, salt=salt, version=old.version + 1, updated=stamp)
+    else:
+        for leaf_repo in _input_repos(spec):
+            if not store.repo_exists(leaf_repo):
+                raise SpecError(f"repo {leaf_repo!r} not found", field="input")
+        store.create_repo(
+            spec.name, description=f"Output repo for pipeline {spec.name}.", exist_ok=True
+        )
+        info = PipelineInfo(
+            name=spec.name,
+            spec=spec,
+            salt=spec.salt or uuid.uuid4().hex,
+            created=stamp,
+            updated=stamp,
+        )
+    if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
+        store.create_branch(spec.name, spec.output_branch)
+    records.save_pipeline(info)
+    return info
+
+
+def _input_repos(spec: PipelineSpec) -> list[str]:
+    return [leaf.repo for leaf in iter_leaves(spec.input) if not isinstance(leaf, CronInput)]
+
+
+def delete_pipeline(store: Store, name: str, *, keep_repo: bool = False) -> None:
+    """Delete a pipeline, its jobs and (unless ``keep_repo``) its output repo."""
+    records = JobRecords(store)
+    records.delete_pipeline(name)
+    if not keep_repo and store.repo_exists(name):
+        store.delete_repo(name)
+
+
+# -- jobs ------------------------------------------------------------------------------------
+
+
+def start_job(store: Store, pipeline: str) -> JobInfo:
+    """Create a job for the current heads of the pipeline's inputs and open its output commit."""
+    records = JobRecords(store)
+    info = records.pipeline(pipeline)
+    spec = info.spec
+    pins = pin_inputs(store, spec.input, pipeline)
+    provenance = tuple(f"{repo}@{commit}" for (repo, _), commit in pins.items() if commit)
+    output = store.start_commit(pipeline, spec.output_branch, origin="auto", provenance=provenance)
+    job = JobInfo(
+        id=output.id,
+        pipeline=pipeline,
+        state="created",
+        created=now(),
+        inputs=tuple(f"{repo}@{branch}={commit or ''}" for (repo, branch), commit in pins.items()),
+        output_repo=pipeline,
+        output_branch=spec.output_branch,
+        output_commit=output.id,
+        pipeline_version=info.version,
+        salt=info.salt,
+    )
+    records.save_job(job)
+    return job
+
+
+def _pins_of(job: JobInfo) -> dict[tuple[str, str], str | None]:
+    pins: dict[tuple[str, str], str | None] = {}
+    for item in job.inputs:
+        repo, _, rest = item.partition("@")
+        branch, _, commit = rest.partition("=")
+        pins[(repo, branch)] = commit or None
+    return pins
+
+
+def _base_index(store: Store, job: JobInfo) -> tuple[str, dict[str, IndexRecord] | None]:
+    """The index of the latest successful job: the one whose output commit is the head."""
+    records = JobRecords(store)
+    try:
+        head = store.branch_head(job.output_repo, job.output_branch)
+    except LookupError:
+        return "", None
+    hops = 0
+    while head and hops < 64:
+        try:
+            base = records.job(job.pipeline, head)
+        except LookupError:
+            base = None
+        if base is not None and base.state == "success" and records.has_index(base):
+            return base.id, records.read_index(base)
+        head = store.inspect_commit(job.output_repo, head).parent
+        hops += 1
+    return "", None
+
+
+def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> PlanResult:
+    """List datums, skip unchanged ones, and write the datum sets of a job to the store."""
+    records = JobRecords(store)
+    records.clear_plan(job)
+    job = records.update_job(job, state="running", started=job.started or now())
+    info = records.pipeline(job.pipeline)
+    spec = info.spec
+    base_id, base = _base_index(store, job)
+    planner = Planner(store, spec.input, _pins_of(job), salt=job.salt, pipeline=job.pipeline)
+    diff = diff_datums(planner, base, every_job=spec.reprocess_spec == "every_job")
+    to_process: list[Datum] = []
+    skipped: list[Datum] = []
+    for decision in diff:
+        (skipped if decision.action == SKIP else to_process).append(decision.datum)
+    records.write_skipped(job, skipped)
+    set_spec = spec.datum_set_spec
+    refs = []
+    for number, datums in enumerate(
+        cut_sets(
+            to_process,
+            total=len(to_process),
+            number=set_spec.number if set_spec else 0,
+            size_bytes=set_spec.size_bytes if set_spec else 0,
+            per_worker=set_spec.per_worker if set_spec else 0,
+            parallelism=spec.parallelism,
+            max_sets=max_sets,
+        )
+    ):
+        records.write_set(job, number, datums)
+        refs.append({"set": number, "datums": len(datums), "job": job.id})
+    job = records.update_job(
+        job,
+        total=len(to_process) + len(skipped),
+        skipped=len(skipped),
+        sets=len(refs),
+        base_job=base_id,
+        planned=True,
+    )
+    failpoint("after-plan")
+    return PlanResult(job=job, sets=tuple(refs))
+
+
+def _stop_key(job: JobInfo) -> str:
+    return f"meta/pipelines/{job.pipeline}/jobs/{job.id}/stop"
+
+
+def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
+    """Ask a running job to stop; it ends ``killed`` after the datum in flight."""
+    records = JobRecords(store)
+    job = records.find_job(job_id, pipeline)
+    if job.done:
+        return job
+    store.backend.write(_stop_key(job), b"stopped by user")
+    return job
+
+
+def _deadline(job: JobInfo, spec: PipelineSpec) -> float | None:
+    if spec.job_timeout is None or not job.started:
+        return None
+    from datetime import datetime
+
+    started = datetime.fromisoformat(job.started).timestamp()
+    return started + spec.job_timeout.total_seconds()
+
+
+def process_set(
+    store: Store,
+    job: JobInfo,
+    number: int,
+    *,
+    scratch_root: Path | None = None,
+    verbose: bool = False,
+) -> SetSummary:
+    """Run every datum of one set, checkpointing each result; resumes after finished datums."""
+    from airflow_datum_provider.core.worker import RunOptions, run_datum
+
+    records = JobRecords(store)
+    spec = records.pipeline(job.pipeline).spec
+    options = RunOptions.from_spec(spec)
+    deadline = _deadline(job, spec)
+    done = records.results(job, number)
+    own_scratch = scratch_root is None
+    root = Path(tempfile.mkdtemp(prefix="datum-")) if scratch_root is None else scratch_root
+    counts = {"success": 0, "failed": 0, "recovered": 0}
+    failed: list[str] = []
+    try:
+        for datum in records.read_set(job, number):
+            result = done.get(datum.id)
+            if result is None:
+                if store.backend.exists(_stop_key(job)):
+                    raise JobKilled("stopped by user", job=job.id)
+                run_options = options
+                if deadline is not None:
+                    remaining = deadline - time.time()
+                    if remaining <= 0:
+                        raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+                    limit = options.datum_timeout
+                    run_options = replace(
+                        options,
+                        datum_timeout=remaining if limit is None else min(limit, remaining),
+                    )
+                log = io.StringIO()
+                outcome = run_datum(
+                    store,
+                    datum,
+                    options=run_options,
+                    job_id=job.id,
+                    output_commit_id=job.output_commit,
+                    pipeline=job.pipeline,
+                    scratch_root=root,
+                    log=log,
+                    verbose=verbose,
+                )
+                if deadline is not None and time.time() >= deadline:
+                    raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+                result = outcome.to_dict()
+                records.write_log(job, datum.id, log.getvalue())
+                records.write_result(job, number, result)
+                failpoint("after-datum")
+            state = result["state"]
+            counts[state] = counts.get(state, 0) + 1
+            if state == "failed":
+                failed.append(datum.id)
+    finally:
+        if own_scratch:
+            shutil.rmtree(root, ignore_errors=True)
+    return SetSummary(
+        set=number,
+        success=counts["success"],
+        failed=counts["failed"],
+        recovered=counts["recovered"],
+        failed_datums=tuple(failed),
+    )
+
+
+def finish_job(store: Store, job: JobInfo) -> JobInfo:
+    """Merge every datum's outputs into the output commit and finish the job.
+
+    A failed datum or an output collision fails the job (the output branch does not move); the
+    job and datum records stay for inspection.
+    """
+    records = JobRecords(store)
+    job = records.update_job(job, state="finishing")
+    totals = {"success": 0, "failed": 0, "recovered": 0}
+    timings = {"download_time": 0.0, "process_time": 0.0, "upload_time": 0.0}
+    sizes = {"download_bytes": 0, "upload_bytes": 0}
+    failed: list[str] = []
+    outputs: list[Entry] = []
+    states: dict[str, str] = {}
+    for _, result in records.all_results(job):
+        state = result["state"]
+        totals[state] = totals.get(state, 0) + 1
+        states[result["datum_id"]] = state
+        for key in timings:
+            timings[key] += float(result.get(key, 0.0))
+        for key in sizes:
+            sizes[key] += int(result.get(key, 0))
+        if state == "failed":
+            failed.append(result["datum_id"])
+        elif state == "success":
+            outputs.extend(
+                Entry(o["path"], o["hash"], o["size_bytes"], o["tag"])
+                for o in result.get("outputs", ())
+            )
+    job = records.update_job(
+        job,
+        processed=totals["success"],
+        failed=totals["failed"],
+        recovered=totals["recovered"],
+        failed_datums=tuple(sorted(failed)),
+        **timings,
+        **sizes,
+    )
+    expected = sum(len(records.read_set(job, n)) for n in records.set_numbers(job))
+    if len(states) < expected:
+        raise PipelineError(
+            f"job {job.id}: {expected - len(states)} datums have not run yet", job=job.id
+        )
+    if failed:
+        return _fail(store, job, f"datum {failed[0]} failed")
+    skipped = list(records.read_skipped(job))
+    keep = {d.id for d in skipped}
+    try:
+        output = store.open_commit(job.output_repo, job.output_commit)
+    except CommitFinishedError:
+        output = None
+    if output is None:
+        # The commit landed before a crash: only the records are left to finish.
+        info = store.inspect_commit(job.output_repo, job.output_commit)
+        return _succeed(store, job, skipped, states, info.id)
+    head = store.branch_head(job.output_repo, job.output_branch)
+    parent = store.walk(job.output_repo, head) if head else iter(())
+    dropped, merged = merge_outputs(parent, keep, outputs)
+    try:
+        for _ in merged:  # consuming the stream checks every collision
+            pass
+    except MergeError as exc:
+        return _fail(store, job, str(exc))
+    for path in dropped:
+        output.delete(path)
+    for entry in outputs:
+        output.put_entry(entry)
+    output.flush()
+    failpoint("before-land")
+    output.finish()
+    failpoint("after-land")
+    return _succeed(store, job, skipped, states, job.output_commit)
+
+
+def _succeed(
+    store: Store, job: JobInfo, skipped: list[Datum], states: Mapping[str, str], commit: str
+) -> JobInfo:
+    records = JobRecords(store)
+    hashes = {}
+    for number in records.set_numbers(job):
+        for datum in records.read_set(job, number):
+            hashes[datum.id] = datum.hash
+    index = [(d.id, d.hash, "success") for d in skipped]
+    index.extend((ident, hashes[ident], state) for ident, state in states.items())
+    records.write_index(job, index)
+    return records.update_job(job, state="success", reason="", finished=now(), output_commit=commit)
+
+
+def _fail(store: Store, job: JobInfo, reason: str, state: str = "failure") -> JobInfo:
+    records = JobRecords(store)
+    with contextlib.suppress(DatumError):
+        store.delete_commit(job.output_repo, job.output_commit)
+    return records.update_job(job, state=state, reason=reason, finished=now())
+
+
+# -- running a whole job ---------------------------------------------------------------------
+
+
+def _process_in_child(
+    url: str, options: Mapping[str, Any], job: dict[str, Any], number: int, verbose: bool
+) -> dict[str, Any]:
+    store = Store.open(url, storage_options=options)
+    return process_set(store, JobInfo.from_dict(job), number, verbose=verbose).to_dict()
+
+
+def run_pipeline(
+    store: Store,
+    pipeline: str,
+    *,
+    parallelism: int | None = None,
+    resume: str | None = None,
+    verbose: bool = False,
+    storage_options: Mapping[str, Any] | None = None,
+) -> JobInfo:
+    """Run one job now (or continue ``resume``): plan, process every set, merge.
+
+    With ``parallelism`` > 1 sets run in that many worker processes. A job that fails ends in
+    state failure / killed; this function returns the final record either way.
+    """
+    records = JobRecords(store)
+    if resume:
+        job = records.job(pipeline, resume)
+        if job.done:
+            return job
+        job = records.update_job(job, restarts=job.restarts + 1)
+        if not job.planned:
+            job = plan_job(store, job).job
+        numbers = records.set_numbers(job)
+    else:
+        job = start_job(store, pipeline)
+        plan = plan_job(store, job)
+        job = plan.job
+        numbers = plan.set_numbers
+    workers = parallelism or 1
+    try:
+        if workers <= 1 or len(numbers) <= 1:
+            for number in numbers:
+                process_set(store, job, number, verbose=verbose)
+        else:
+            _run_pool(store, job, numbers, workers, verbose, storage_options)
+    except JobKilled as exc:
+        return _fail(store, records.job(pipeline, job.id), str(exc), state="killed")
+    return finish_job(store, records.job(pipeline, job.id))
+
+
+def _run_pool(
+    store: Store,
+    job: JobInfo,
+    numbers: list[int],
+    workers: int,
+    verbose: bool,
+    storage_options: Mapping[str, Any] | None,
+) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    with concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx) as pool:
+        futures = [
+            pool.submit(
+                _process_in_child,
+                store.url,
+                dict(storage_options or {}),
+                job.to_dict(),
+                number,
+                verbose,
+            )
+            for number in numbers
+        ]
+        for future in concurrent.futures.as_completed(futures):
+            future.result()
+
+
+def job_failed(job: JobInfo) -> JobFailed:
+    """The error an operator raises for a job that did not succeed."""
+    return JobFailed(f"job {job.id} {job.state}: {job.reason}", job=job.id, reason=job.reason)

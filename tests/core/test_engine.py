@@ -1,0 +1,214 @@
+"""End-to-end job engine tests through the public Python API (real subprocesses, real store)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from airflow_datum_provider.core.engine import create_pipeline, run_pipeline
+from airflow_datum_provider.core.jobs import JobRecords
+from airflow_datum_provider.core.spec import parse_spec
+from airflow_datum_provider.core.store import Store
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Store:
+    return Store.open(tmp_path / "store")
+
+
+def put(store: Store, repo: str, files: dict[str, bytes], deletes: tuple[str, ...] = ()) -> str:
+    if not store.repo_exists(repo):
+        store.create_repo(repo)
+    with store.commit(repo) as c:
+        for path in deletes:
+            c.delete(path)
+        for path, data in files.items():
+            c.put_bytes(path, data)
+    return c.id
+
+
+def pipeline(store: Store, name: str, script: str, glob: str = "/*", **extra: Any) -> None:
+    spec: dict[str, Any] = {
+        "pipeline": {"name": name},
+        "input": {"pfs": {"repo": extra.pop("repo", "data"), "glob": glob}},
+        "transform": {"cmd": ["sh", "-c", script]},
+    }
+    spec.update(extra)
+    create_pipeline(store, parse_spec(spec))
+
+
+def outputs(store: Store, repo: str) -> dict[str, bytes]:
+    return {e.path: store.read_bytes(repo, "master", e.path) for e in store.walk(repo, "master")}
+
+
+COPY = 'cp "$data" /dev/null; for f in "$PFS_ROOT"/data/*; do cp "$f" "$PFS_ROOT/out/$(basename "$f").out"; done'
+
+
+def test_success_then_incremental_rerun(store: Store) -> None:
+    put(store, "data", {f"/f{i}": f"v{i}".encode() for i in range(5)})
+    pipeline(store, "copy", COPY)
+    job = run_pipeline(store, "copy")
+    assert (job.state, job.processed, job.skipped, job.total) == ("success", 5, 0, 5)
+    assert outputs(store, "copy") == {f"/f{i}.out": f"v{i}".encode() for i in range(5)}
+    assert store.inspect_commit("copy", "master").provenance == (
+        f"data@{store.branch_head('data', 'master')}",
+    )
+
+    put(store, "data", {"/f2": b"changed"})
+    job2 = run_pipeline(store, "copy")
+    assert (job2.state, job2.processed, job2.skipped, job2.total) == ("success", 1, 4, 5)
+    out = outputs(store, "copy")
+    assert out["/f2.out"] == b"changed"
+    assert len(out) == 5
+    assert job2.progress == "1 + 4 / 5"
+
+
+def test_deleted_input_removes_its_outputs(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    pipeline(store, "copy", COPY)
+    run_pipeline(store, "copy")
+    put(store, "data", {}, deletes=("/a",))
+    job = run_pipeline(store, "copy")
+    assert job.state == "success"
+    assert outputs(store, "copy") == {"/b.out": b"b"}
+
+
+def test_datum_tries_counts_attempts(store: Store, tmp_path: Path) -> None:
+    counter = tmp_path / "attempts"
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "flaky", f"echo x >> {counter}; exit 1", datum_tries=5)
+    head = store.branch_head("flaky", "master")
+    job = run_pipeline(store, "flaky")
+    assert job.state == "failure"
+    assert counter.read_text().count("x") == 5
+    assert job.reason == f"datum {job.failed_datums[0]} failed"
+    assert store.branch_head("flaky", "master") == head
+
+
+def test_err_cmd_recovers_and_reprocesses_next_job(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    spec = {
+        "pipeline": {"name": "rec"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {
+            "cmd": ["sh", "-c", "touch $PFS_ROOT/out/x-$PACH_DATUM_ID; exit 3"],
+            "err_cmd": ["true"],
+        },
+        "datum_tries": 1,
+    }
+    create_pipeline(store, parse_spec(spec))
+    job = run_pipeline(store, "rec")
+    assert (job.state, job.recovered, job.processed) == ("success", 2, 0)
+    assert outputs(store, "rec") == {}
+    assert job.progress == "0 + 0 + 2 / 2"
+    job2 = run_pipeline(store, "rec")
+    assert (job2.skipped, job2.recovered) == (0, 2)
+
+
+def test_datum_timeout_kills_sleeping_datum(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "slow", "sleep 30", datum_timeout="1s", datum_tries=1)
+    job = run_pipeline(store, "slow")
+    assert job.state == "failure"
+    datum = job.failed_datums[0]
+    records = JobRecords(store)
+    (result,) = [r for _, r in records.all_results(job) if r["datum_id"] == datum]
+    assert result["state"] == "failed"
+    assert result["process_time"] < 10
+
+
+def test_job_timeout_kills_job(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    head = store.branch_head("data", "master")
+    pipeline(store, "hang", "sleep 30", job_timeout="2s")
+    job = run_pipeline(store, "hang")
+    assert (job.state, job.reason) == ("killed", "job timed out")
+    assert store.branch_head("data", "master") == head
+    assert store.branch_head("hang", "master") is None
+
+
+def test_duplicate_output_path_fails_with_pachyderm_text(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    pipeline(store, "dup", "echo $PACH_DATUM_ID > $PFS_ROOT/out/same")
+    job = run_pipeline(store, "dup")
+    assert job.state == "failure"
+    assert job.reason.startswith("duplicate path output by different datums (/same from ")
+    assert job.reason.count("/same from ") == 2
+    assert store.branch_head("dup", "master") is None
+
+
+def test_file_directory_collision(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    script = (
+        'if [ "$(basename "$data")" = a ]; then echo 1 > $PFS_ROOT/out/x; '
+        "else mkdir $PFS_ROOT/out/x; echo 2 > $PFS_ROOT/out/x/y; fi"
+    )
+    pipeline(store, "fd", script)
+    job = run_pipeline(store, "fd")
+    assert (job.state, job.reason) == ("failure", "file / directory path collision (/x)")
+
+
+def test_invalid_output_name_fails_datum(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(
+        store, "bad", "touch '$PFS_ROOT/out/what?'; touch \"$PFS_ROOT/out/what?\"", datum_tries=1
+    )
+    job = run_pipeline(store, "bad")
+    assert job.state == "failure"
+    records = JobRecords(store)
+    (result,) = [r for _, r in records.all_results(job)]
+    assert "what?" in result["reason"]
+
+
+def test_symlink_escape_is_refused(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "esc", "ln -s /etc/passwd $PFS_ROOT/out/pw", datum_tries=1)
+    job = run_pipeline(store, "esc")
+    assert job.state == "failure"
+    assert outputs(store, "data") == {"/a": b"a"}
+
+
+def test_zero_datum_job_succeeds(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "none", COPY, glob="/nothing*")
+    job = run_pipeline(store, "none")
+    assert (job.state, job.total) == ("success", 0)
+    assert store.branch_head("none", "master") == job.output_commit
+
+
+def test_pipeline_reads_another_pipelines_output(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    pipeline(store, "first", COPY)
+    pipeline(
+        store,
+        "second",
+        'cat "$first" "$first" > $PFS_ROOT/out/$(basename "$first").2',
+        repo="first",
+    )
+    assert run_pipeline(store, "first").state == "success"
+    job = run_pipeline(store, "second")
+    assert job.state == "success"
+    assert outputs(store, "second") == {"/a.out.2": b"aa", "/b.out.2": b"bb"}
+
+
+def test_python_callable_transform(store: Store) -> None:
+    put(store, "data", {"/a": b"hello"})
+    spec = {
+        "pipeline": {"name": "py"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {"python": "tests.core._transforms:upper"},
+    }
+    create_pipeline(store, parse_spec(spec))
+    job = run_pipeline(store, "py")
+    assert job.state == "success"
+    assert outputs(store, "py") == {"/a": b"HELLO"}
+
+
+def test_parallel_workers_give_same_output(store: Store) -> None:
+    put(store, "data", {f"/f{i}": f"v{i}".encode() for i in range(8)})
+    pipeline(store, "par", COPY, datum_set_spec={"number": 2})
+    job = run_pipeline(store, "par", parallelism=2)
+    assert (job.state, job.processed, job.sets) == ("success", 8, 4)
+    assert len(outputs(store, "par")) == 8
