@@ -399,7 +399,7 @@ def run_datum(
         else:
             sink.line(f"=== datum {datum.id}: failed after {tries} attempts: {reason} ===")
     finally:
-        wipe(root)
+        wipe(root, keep={"out", *names})
         sink.flush()
     return DatumResult(
         datum_id=datum.id,

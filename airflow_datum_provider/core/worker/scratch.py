@@ -32,7 +32,9 @@ served like any other input (linked or copied up front): Pachyderm streams them 
 pipes on first read, which only changes when the bytes move, never what user code reads.
 
 The scratch root is wiped (``rm -rf`` of its contents, after making any directory user code
-left read-only writable again) before each attempt and after the datum.
+left read-only writable again) before each attempt and after the datum. Empty top-level
+folders (``out/``, input names) may survive a wipe for reuse; a layout removes those it does
+not need, so user code only ever sees its own datum.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ import errno
 import os
 import shutil
 import stat
+from collections.abc import Collection
 from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
@@ -78,34 +81,60 @@ def _check_root(root: Path) -> None:
         )
 
 
-def _make_dirs_writable(root: Path) -> None:
+def _make_dirs_writable(root: str) -> None:
     # Directories only: a file may be a hard link to a store blob that must stay read-only.
-    try:
-        os.chmod(root, 0o700)
-    except OSError:
-        return
+    _owner_rwx(root)
     for dirpath, dirnames, _ in os.walk(root):
         for name in dirnames:
             path = os.path.join(dirpath, name)
             if not os.path.islink(path):
-                try:
-                    os.chmod(path, 0o700)
-                except OSError:
-                    pass
+                _owner_rwx(path)
 
 
-def wipe(root: Path) -> None:
-    """Empty ``root`` (created if missing); the folder must be the worker's own."""
-    root = Path(root)
-    _check_root(root.resolve())
+def _owner_rwx(path: str) -> None:
     try:
-        shutil.rmtree(root)
+        mode = os.lstat(path).st_mode
+        if stat.S_ISDIR(mode) and mode & stat.S_IRWXU != stat.S_IRWXU:
+            os.chmod(path, stat.S_IMODE(mode) | stat.S_IRWXU)
+    except OSError:
+        pass
+
+
+def _rmtree(path: str) -> None:
+    try:
+        shutil.rmtree(path)
     except FileNotFoundError:
         pass
     except OSError:
-        _make_dirs_writable(root)
-        shutil.rmtree(root)
-    root.mkdir(parents=True)
+        _make_dirs_writable(path)
+        shutil.rmtree(path)
+
+
+def _empty(directory: str, keep: Collection[str]) -> None:
+    _owner_rwx(directory)
+    with os.scandir(directory) as it:
+        entries = list(it)
+    for entry in entries:
+        if not entry.is_dir(follow_symlinks=False):
+            os.unlink(entry.path)
+        elif entry.name in keep:
+            _empty(entry.path, ())
+        else:
+            _rmtree(entry.path)
+
+
+def wipe(root: Path, keep: Collection[str] = ()) -> None:
+    """Empty ``root`` (created if missing); the folder must be the worker's own.
+
+    Top-level folders named in ``keep`` are emptied but kept: the next layout reuses them, and
+    on some disks ``rmdir`` + ``mkdir`` is most of a small datum's overhead.
+    """
+    root = Path(root)
+    _check_root(root.resolve())
+    try:
+        _empty(str(root), keep)
+    except FileNotFoundError:
+        root.mkdir(parents=True, exist_ok=True)
 
 
 def _copy_local(src: Path, dest: Path) -> None:
@@ -181,7 +210,7 @@ def lay_out(
     ``link`` allows hard links to local blobs; pass it only when writes through them fail.
     Store errors propagate: they are infrastructure failures, not the datum's.
     """
-    wipe(root)
+    wipe(root, keep={"out", *(inp.name for inp in datum.inputs)})
     placer = _Placer(store, link)
     inputs: dict[str, Path] = {}
     nbytes = 0
@@ -199,7 +228,7 @@ def lay_out(
             nbytes += 0 if inp.empty_files else inp.size
         inputs[inp.name] = local
     out = root / "out"
-    out.mkdir()
+    out.mkdir(exist_ok=True)
     write_env_file(root / ".env", variables)
     return Scratch(
         root=root,

@@ -511,7 +511,21 @@ def test_scratch_is_wiped_after_the_datum(world: World) -> None:
         ),
     )
     assert result.state == "success", result.reason
-    assert list(world.scratch.iterdir()) == []
+    # Only the emptied top-level folders may remain, kept for reuse.
+    assert sorted(p.name for p in world.scratch.rglob("*")) == ["in", "out"]
+    assert not any((world.scratch / name).iterdir() for name in ("in", "out"))
+
+
+def test_next_datum_does_not_see_previous_layout(world: World) -> None:
+    world.run(world.datum(world.input("in", "/dirA/")), cmd=("true",))
+    seen: list[list[str]] = []
+
+    def transform(ctx: DatumContext) -> None:
+        seen.append(sorted(str(p.relative_to(ctx.root)) for p in ctx.root.rglob("*")))
+
+    result = world.run(world.datum(world.input("other", "/b.txt")), python=transform)
+    assert result.state == "success", result.reason
+    assert seen == [[".env", "other", "other/b.txt", "out"]]
 
 
 # -- options -----------------------------------------------------------------------------------
