@@ -513,7 +513,7 @@ def test_scratch_is_wiped_after_the_datum(world: World) -> None:
     assert result.state == "success", result.reason
     # Only the emptied top-level folders may remain, kept for reuse.
     assert sorted(p.name for p in world.scratch.rglob("*")) == ["in", "out"]
-    assert not any((world.scratch / name).iterdir() for name in ("in", "out"))
+    assert not any(list((world.scratch / name).iterdir()) for name in ("in", "out"))
 
 
 def test_next_datum_does_not_see_previous_layout(world: World) -> None:
