@@ -23,6 +23,8 @@ from typing import Any, NamedTuple
 
 __all__ = ["Datum", "DatumInput", "datum_hash", "datum_id", "dir_hasher"]
 
+_blake2b = hashlib.blake2b
+
 
 class DatumInput(NamedTuple):
     """One input of a datum: which file or directory of which pinned commit."""
@@ -98,35 +100,47 @@ class Datum(NamedTuple):
 
     @classmethod
     def of(cls, inputs: tuple[DatumInput, ...], salt: str) -> Datum:
-        ident = datum_id(inputs)
-        return cls(ident, datum_hash(ident, inputs, salt), inputs)
+        """The datum of ``inputs`` with its id and hash (the planner's hot path)."""
+        if len(inputs) == 1:
+            # Same result as the general case, without the generator machinery.
+            i = inputs[0]
+            data = _prefix(i.name, i.repo, i.branch) + _field(i.path)
+            ident = _blake2b(data, digest_size=32).hexdigest()
+            text = ident + ("" if i.reference else i.hash) + salt
+            return cls(ident, _blake2b(text.encode(), digest_size=32).hexdigest(), inputs)
+        ident_hex = datum_id(inputs)
+        return cls(ident_hex, datum_hash(ident_hex, inputs, salt), inputs)
 
 
-def _feed(h: Any, text: str) -> None:
+def _field(text: str) -> bytes:
     data = text.encode()
-    h.update(data)
-    h.update(len(data).to_bytes(8, "big"))
+    return data + len(data).to_bytes(8, "big")
+
+
+# name, repo and branch repeat across millions of datums; their encoded form is cached.
+_PREFIXES: dict[tuple[str, str, str], bytes] = {}
+
+
+def _prefix(name: str, repo: str, branch: str) -> bytes:
+    key = (name, repo, branch)
+    cached = _PREFIXES.get(key)
+    if cached is None:
+        if len(_PREFIXES) > 4096:
+            _PREFIXES.clear()
+        cached = _PREFIXES[key] = _field(name) + _field(repo) + _field(branch)
+    return cached
 
 
 def datum_id(inputs: Iterable[DatumInput]) -> str:
     """Pachyderm's ``DatumID``: name, repo, branch and path of every input, length-suffixed."""
-    h = hashlib.blake2b(digest_size=32)
-    for inp in inputs:
-        _feed(h, inp.name)
-        _feed(h, inp.repo)
-        _feed(h, inp.branch)
-        _feed(h, inp.path)
-    return h.hexdigest()
+    data = b"".join(_prefix(i.name, i.repo, i.branch) + _field(i.path) for i in inputs)
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 
 def datum_hash(ident: str, inputs: Iterable[DatumInput], salt: str) -> str:
     """Pachyderm's ``HashDatum``: the id, non-reference content hashes, and the salt."""
-    h = hashlib.blake2b(ident.encode(), digest_size=32)
-    for inp in inputs:
-        if not inp.reference:
-            h.update(inp.hash.encode())
-    h.update(salt.encode())
-    return h.hexdigest()
+    text = ident + "".join(i.hash for i in inputs if not i.reference) + salt
+    return hashlib.blake2b(text.encode(), digest_size=32).hexdigest()
 
 
 def dir_hasher() -> Any:

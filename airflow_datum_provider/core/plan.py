@@ -98,7 +98,19 @@ class Planner:
 
     def datums(self) -> Iterator[Datum]:
         salt = self.salt
-        for members in self._node(self.spec, "input"):
+        of = Datum.of
+        spec = self.spec
+        if isinstance(spec, PFSInput | CronInput):
+            # The common case, without the per-datum member tuples combinators need.
+            leaf, field = (
+                (spec, "input.pfs")
+                if isinstance(spec, PFSInput)
+                else (_cron_as_pfs(spec, self.pipeline), "input.cron")
+            )
+            for inp in self._pfs_inputs(leaf, field):
+                yield of((inp,), salt)
+            return
+        for members in self._node(spec, "input"):
             inputs = tuple(m.input for m in members)
             yield Datum.of(inputs, salt)
 
@@ -180,6 +192,11 @@ class Planner:
             yield tuple(itertools.chain.from_iterable(k.get(key, ()) for k in keyed))
 
     def _pfs(self, spec: PFSInput, field: str) -> Iterator[_Member]:
+        outer = spec.outer_join
+        for inp in self._pfs_inputs(spec, field):
+            yield _Member(inp, outer)
+
+    def _pfs_inputs(self, spec: PFSInput, field: str) -> Iterator[DatumInput]:
         glob = compile_glob(spec.glob, field=field + ".glob")
         key = (spec.repo, spec.branch)
         if key not in self.pins:
@@ -193,14 +210,12 @@ class Planner:
         join_on, group_by = spec.join_on, spec.group_by
         repo, branch = spec.repo, spec.branch
         reference, lazy, empty = spec.reference, spec.lazy, spec.empty_files
-        outer = spec.outer_join
         for path, size, digest, caps in iter_matches(entries, glob, prefix):
             jk = expand_template(join_on, caps) if join_on else ""
             gk = expand_template(group_by, caps) if group_by else ""
-            inp = DatumInput(
+            yield DatumInput(
                 name, repo, branch, commit, path, digest, size, jk, gk, reference, lazy, empty
             )
-            yield _Member(inp, outer)
 
 
 def _names(spec: Input) -> Iterator[str]:
@@ -254,7 +269,9 @@ def iter_matches(
                 if root_only:
                     hashing.append(_Open("/", 0))
                     pending.append(["/", 0, "", ("/",)])
-        yield from close_to(path)
+        if open_dirs and not path.startswith(open_dirs[-1]):
+            # Only closing a directory can complete a held-back match (see close_to).
+            yield from close_to(path)
         start = len(open_dirs[-1]) if open_dirs else len(prefix)
         slash = path.find("/", start)
         while slash >= 0:

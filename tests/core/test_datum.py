@@ -202,3 +202,12 @@ def test_datum_round_trips_through_dict(tmp_path: Path) -> None:
     store = _store(tmp_path, {"/a": b"1"})
     (datum,) = list(list_datums(store, pfs("in", "/*")))
     assert Datum.from_dict(json.loads(json.dumps(datum.to_dict()))) == datum
+
+
+@pytest.mark.parametrize("reference", [False, True], ids=["plain", "reference"])
+def test_single_input_fast_path_matches_the_formula(reference: bool) -> None:
+    inputs = (_input("in", "r", "/a", "h1", reference=reference),)
+    ident = _by_hand_id(("in", "r", "master", "/a"))
+    content = "" if reference else "h1"
+    expected = hashlib.blake2b(f"{ident}{content}salt".encode(), digest_size=32).hexdigest()
+    assert Datum.of(inputs, "salt") == Datum(ident, expected, inputs)
