@@ -12,7 +12,8 @@ command, so the process keeps the pid (and process group) the runner started. Th
 for that process tree alone and vanish with it; other workers bind their own scratch on their
 own ``/pfs`` at the same time.
 
-Requirements, checked once per process by :func:`pfs_namespace_available` with a real probe:
+Requirements, checked once per process by :func:`pfs_namespace_available` with a real probe
+(which also proves the read-only bind works: util-linux before 2.27 silently ignored ``ro``):
 Linux, ``unshare`` and ``mount`` (util-linux), a ``/pfs`` directory to mount on (created when
 running as root; an unprivileged user needs an administrator to create it once), and either
 root (``CAP_SYS_ADMIN``) or unprivileged user namespaces (``unshare -r``; user code then sees
@@ -43,7 +44,7 @@ _SCRIPT = """\
 root=$1; wd=$2; shift 2
 mount --bind "$root" /pfs || { echo "datum worker: cannot bind $root on /pfs" >&2; exit 125; }
 while [ "$1" != "--" ]; do
-  { mount --bind "/pfs/$1" "/pfs/$1" && mount -o remount,bind,ro "/pfs/$1"; } || {
+  mount -o bind,ro "/pfs/$1" "/pfs/$1" || {
     echo "datum worker: cannot mount /pfs/$1 read-only" >&2; exit 125; }
   shift
 done
