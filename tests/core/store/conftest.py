@@ -34,12 +34,13 @@ _PATCHED = False
 
 
 def make_moto_conditional_puts_atomic() -> None:
-    """Serialise moto's PutObject handler so that ``If-None-Match: *`` is atomic.
+    """Serialise moto's PutObject handler so that ``If-None-Match: *`` is atomic, as on S3.
 
-    Real S3 evaluates the condition and stores the object atomically. moto 5 checks for the key
-    and then writes it in two steps on a threaded server, so two racing conditional PUTs can
-    both succeed there (``test_concurrency`` shows lost commits without this). The server runs
-    in this process, so wrapping the handler makes it behave like S3 for every client.
+    moto 5.2 answers a conditional PUT with a ``PreconditionFailed`` (s3fs raises
+    ``FileExistsError``, which the backend maps to "lost the race"), but it checks for the key
+    and stores it in two unlocked steps on a threaded server. We never saw two winners (40
+    eight-way races, three 8-process runs without this lock), but the window exists; the lock
+    keeps the tests from ever flaking on a moto artefact. It only makes moto stricter.
     """
     global _PATCHED
     if _PATCHED:
