@@ -94,7 +94,8 @@ def main() -> None:
         changed = _change(store, n, 0.01)
         elapsed2, job2 = _timed_job(store, "py")
         py_rerun.append(elapsed2)
-        assert job2.processed == changed and job2.skipped == n - changed
+        if (job2.processed, job2.skipped) != (changed, n - changed):
+            raise SystemExit(f"unexpected re-run counters: {job2.progress}")
 
         # Skip cost alone: a re-run with nothing changed processes zero datums.
         _change(store, n, 0.0001)
