@@ -20,8 +20,8 @@ demo: $(STAMP)
 	$(BIN)/python -m airflow_datum_provider.demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_datum_provider tests benchmarks dags
-	$(BIN)/ruff format --check airflow_datum_provider tests benchmarks dags
+	$(BIN)/ruff check airflow_datum_provider tests benchmarks
+	$(BIN)/ruff format --check airflow_datum_provider tests benchmarks
 
 typecheck: $(STAMP)
 	$(BIN)/mypy
@@ -32,7 +32,9 @@ unit: $(STAMP)
 test: lint typecheck unit
 
 bench: $(STAMP)
-	$(BIN)/python benchmarks/bench_store.py
+	$(BIN)/python benchmarks/bench_store.py --quick
+	$(BIN)/python benchmarks/bench_plan.py --quick
+	$(BIN)/python benchmarks/bench_engine.py --quick
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
