@@ -15,7 +15,7 @@ import click
 from airflow_datum_provider import __version__
 
 # Noun modules register their commands on the verb groups when imported; add new ones here.
-from airflow_datum_provider.cli import branch, commit, file, repo
+from airflow_datum_provider.cli import branch, commit, datum, file, repo
 from airflow_datum_provider.cli._errors import CliError
 from airflow_datum_provider.cli._store import ENV_VAR, CliState, default_store_url
 from airflow_datum_provider.cli._verbs import all_verbs
@@ -23,7 +23,7 @@ from airflow_datum_provider.core.errors import DatumError
 
 __all__ = ["cli", "main"]
 
-NOUN_MODULES = (repo, branch, commit, file)
+NOUN_MODULES = (repo, branch, commit, file, datum)
 
 
 class DatumGroup(click.Group):
