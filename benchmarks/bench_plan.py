@@ -171,10 +171,11 @@ def run_case(case: str, store_dir: Path, runs: int) -> dict[str, float]:
     for _ in range(runs):
         out = subprocess.run(
             [sys.executable, __file__, "--child", case, "--store", str(store_dir)],
-            check=True,
             capture_output=True,
             text=True,
         )
+        if out.returncode:
+            sys.exit(f"case {case} failed (exit {out.returncode}):\n{out.stderr}")
         results.append(json.loads(out.stdout.strip().splitlines()[-1]))
     return {
         "seconds": statistics.median(r["seconds"] for r in results),

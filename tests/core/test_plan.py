@@ -184,7 +184,7 @@ def _m(outer: bool = False) -> Input:
     return pfs("M", "/(*).md", join_on="$1", outer_join=outer)
 
 
-_LR_CROSS = [(f"L:/{a}.txt", f"R:/{b}.csv") for a in "123" for b in "124"]
+_LR_CROSS: list[tuple[str, ...]] = [(f"L:/{a}.txt", f"R:/{b}.csv") for a in "123" for b in "124"]
 
 COMBINATOR_CASES: list[tuple[str, Callable[[], Input], list[tuple[str, ...]]]] = [
     (

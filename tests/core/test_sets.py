@@ -121,7 +121,7 @@ def test_cutting_streams() -> None:
 def test_negative_values_are_spec_errors(kwargs: dict[str, int], field: str) -> None:
     with pytest.raises(SpecError) as info:
         list(cut_sets(_datums(1), total=1, **kwargs))
-    assert info.value.field == field
+    assert str(info.value).startswith(f"{field}: ")
 
 
 def test_set_size_negative_is_spec_error() -> None:
@@ -141,7 +141,7 @@ def test_all_zero_set_spec_rejected_by_parser(set_spec: dict[str, int]) -> None:
     spec = {**_SPEC, "transform": {"cmd": ["true"]}, "datum_set_spec": set_spec}
     with pytest.raises(SpecError, match="at least one of number, size_bytes, per_worker") as info:
         parse_spec(spec)
-    assert info.value.field == "datum_set_spec"
+    assert str(info.value).startswith("datum_set_spec: ")
 
 
 def test_valid_set_spec_parses() -> None:
