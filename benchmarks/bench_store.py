@@ -1,0 +1,202 @@
+"""Store benchmark (a script, not a test): put rate, million-file listing, glob, metadata size.
+
+    .venv/bin/python benchmarks/bench_store.py            # full run (targets of issue 2)
+    .venv/bin/python benchmarks/bench_store.py --quick    # 10x smaller, for a smoke run
+
+Every figure is printed with its target and PASS / MISS. Timed reads of the big commit run in a
+fresh subprocess, so peak RSS is that of a process that only opens and lists the commit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from airflow_datum_provider.core.store import Entry, Store, _layout
+
+RESULTS: list[tuple[str, str, str, bool]] = []
+
+
+def report(name: str, value: float, unit: str, target: float, higher_is_better: bool) -> None:
+    ok = value >= target if higher_is_better else value <= target
+    op = ">=" if higher_is_better else "<="
+    RESULTS.append((name, f"{value:,.2f} {unit}", f"{op} {target:,} {unit}", ok))
+    print(
+        f"{name:<48} {value:>14,.2f} {unit:<8} target {op} {target:<10,} {'PASS' if ok else 'MISS'}"
+    )
+    sys.stdout.flush()
+
+
+def metadata_bytes(store: Store, repo: str, commit_id: str) -> int:
+    """Bytes on disk of a commit's manifest index plus the chunks it references."""
+    root = store.backend.local_root
+    assert root is not None
+    manifest = store.manifest(repo, commit_id)
+    total = (root / _layout.manifest(repo, commit_id)).stat().st_size
+    total += (root / _layout.commit(repo, commit_id)).stat().st_size
+    for chunk in manifest.chunks:
+        total += (root / _layout.chunk(chunk.key)).stat().st_size
+    return total
+
+
+def bench_put(root: Path, files: int) -> tuple[float, float, float]:
+    """Put ``files`` distinct 1 KiB files in one commit; (puts/s, end-to-end files/s, B/file)."""
+    store = Store.open(root)
+    repo = f"put{time.time_ns()}"
+    store.create_repo(repo)
+    payload = os.urandom(1024 - 8)
+    commit = store.start_commit(repo)
+    start = time.perf_counter()
+    for i in range(files):
+        commit.put_bytes(f"/data/{i % 100:02d}/file-{i:07d}.bin", i.to_bytes(8, "big") + payload)
+    puts = time.perf_counter() - start
+    info = commit.finish()
+    total = time.perf_counter() - start
+    return files / puts, files / total, metadata_bytes(store, repo, info.id) / files
+
+
+def build_big(root: Path, files: int) -> tuple[str, float, float]:
+    """A commit of ``files`` entries over 1,000 distinct blobs, built through a real finish."""
+    store = Store.open(root)
+    repo = "big"
+    store.create_repo(repo)
+    blobs = []
+    with store.commit(repo) as seed:
+        for b in range(1000):
+            blobs.append((seed.put_bytes(f"/seed/{b:04d}", f"blob {b}\n".encode() * 20), 140))
+    start = time.perf_counter()
+    commit = store.start_commit(repo)
+    commit.delete("/seed")
+    for i in range(files):
+        digest, size = blobs[i % len(blobs)]
+        commit.put_entry(Entry(f"/d{i % 1000:03d}/part-{i:08d}.json", digest, size))
+    info = commit.finish()
+    elapsed = time.perf_counter() - start
+    return info.id, elapsed, metadata_bytes(store, repo, info.id) / files
+
+
+_CHILD = """
+import json, resource, sys, time
+from airflow_datum_provider.core.store import Store
+root, commit_id, what = sys.argv[1], sys.argv[2], sys.argv[3]
+start = time.perf_counter()
+store = Store.open(root)
+n = 0
+if what == "list":
+    for entry in store.walk("big", commit_id):
+        n += 1
+elif what == "ls":
+    n = sum(1 for _ in store.list_files("big", commit_id, "/"))
+else:
+    n = sum(1 for _ in store.glob_files("big", commit_id, what))
+elapsed = time.perf_counter() - start
+rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+print(json.dumps({"n": n, "seconds": elapsed, "rss_mb": rss}))
+"""
+
+
+def child(root: Path, commit_id: str, what: str) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, "-c", _CHILD, str(root), commit_id, what],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    result: dict[str, Any] = json.loads(out)
+    return result
+
+
+def baseline_rss() -> float:
+    code = "import resource, airflow_datum_provider.core.store as s; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
+    return float(
+        subprocess.run(
+            [sys.executable, "-c", code], check=True, capture_output=True, text=True
+        ).stdout
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="10x smaller run")
+    parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (median)")
+    parser.add_argument("--dir", type=Path, default=None, help="where to build the stores")
+    args = parser.parse_args()
+    scale = 10 if args.quick else 1
+    put_files, big_files = 100_000 // scale, 1_000_000 // scale
+
+    with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-store-") as tmp:
+        root = Path(tmp)
+        print(
+            f"store benchmark: {put_files:,} puts, {big_files:,}-file commit, {args.runs} runs, in {root}"
+        )
+        rates = [bench_put(root / f"put{r}", put_files) for r in range(args.runs)]
+        report(
+            f"put {put_files:,} x 1 KiB (puts only)",
+            statistics.median(r[0] for r in rates),
+            "files/s",
+            5000,
+            True,
+        )
+        report(
+            f"put {put_files:,} x 1 KiB (incl. finish)",
+            statistics.median(r[1] for r in rates),
+            "files/s",
+            5000,
+            True,
+        )
+        report(
+            "commit metadata, distinct files",
+            statistics.median(r[2] for r in rates),
+            "B/file",
+            100,
+            False,
+        )
+
+        big_root = root / "big"
+        commit_id, build_s, per_file = build_big(big_root, big_files)
+        print(
+            f"  (built the {big_files:,}-file commit through put_entry + finish in {build_s:.1f} s)"
+        )
+        report(f"commit metadata, {big_files:,}-file commit", per_file, "B/file", 100, False)
+
+        listing = [child(big_root, commit_id, "list") for _ in range(args.runs)]
+        assert all(r["n"] == big_files for r in listing), listing
+        report(
+            f"open + stream {big_files:,}-file listing",
+            statistics.median(r["seconds"] for r in listing),
+            "s",
+            3,
+            False,
+        )
+        report("  peak RSS of that process", max(r["rss_mb"] for r in listing), "MB", 500, False)
+        print(f"  (an interpreter that only imports the store peaks at {baseline_rss():.0f} MB)")
+        ls = child(big_root, commit_id, "ls")
+        print(
+            f"  list_files('/'): {ls['n']:,} entries in {ls['seconds']:.2f} s, {ls['rss_mb']:.0f} MB"
+        )
+        for pattern, expect in (
+            ("/*", 1000),
+            ("/d00*/*", 10 * big_files // 1000),
+            ("/d123/*", big_files // 1000),
+        ):
+            globbed = [child(big_root, commit_id, pattern) for _ in range(args.runs)]
+            assert all(g["n"] == expect for g in globbed), (pattern, globbed)
+            seconds = statistics.median(g["seconds"] for g in globbed)
+            print(
+                f"  glob {pattern!r}: {expect:,} matches in {seconds:.2f} s, {max(g['rss_mb'] for g in globbed):.0f} MB"
+            )
+
+    misses = [r for r in RESULTS if not r[3]]
+    print(f"\n{len(RESULTS) - len(misses)} PASS, {len(misses)} MISS")
+
+
+if __name__ == "__main__":
+    main()
