@@ -86,6 +86,18 @@ def build_big(root: Path, files: int) -> tuple[str, float, float]:
 _CHILD = """
 import json, resource, sys, time
 from airflow_datum_provider.core.store import Store
+
+def peak_rss_mb():
+    # VmHWM is reset by exec; ru_maxrss is not (a child forked from a big parent inherits it).
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
 root, commit_id, what = sys.argv[1], sys.argv[2], sys.argv[3]
 start = time.perf_counter()
 store = Store.open(root)
@@ -98,8 +110,7 @@ elif what == "ls":
 else:
     n = sum(1 for _ in store.glob_files("big", commit_id, what))
 elapsed = time.perf_counter() - start
-rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-print(json.dumps({"n": n, "seconds": elapsed, "rss_mb": rss}))
+print(json.dumps({"n": n, "seconds": elapsed, "rss_mb": peak_rss_mb()}))
 """
 
 
@@ -115,12 +126,9 @@ def child(root: Path, commit_id: str, what: str) -> dict[str, Any]:
 
 
 def baseline_rss() -> float:
-    code = "import resource, airflow_datum_provider.core.store as s; print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)"
-    return float(
-        subprocess.run(
-            [sys.executable, "-c", code], check=True, capture_output=True, text=True
-        ).stdout
-    )
+    code = _CHILD.split("root, commit_id")[0] + "print(peak_rss_mb())"
+    done = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    return float(done.stdout)
 
 
 def main() -> None:

@@ -930,7 +930,9 @@ class Store:
         glob = compile_glob(pattern)
         info = self.inspect_commit(repo, ref)
         prefix = listing_prefix(glob.prefix)
-        entries = self._manifest(info).entries(self.backend, prefix)
+        # Only paths that start with the glob's literal prefix can match (``/d00*/*`` reads the
+        # ``/d00`` range of the manifest); the listing still synthesises their directories.
+        entries = self._manifest(info).entries(self.backend, glob.prefix or prefix)
         for item in iter_listing(entries, prefix):
             if glob.match_entry(item.path):
                 yield FileInfo(path=item.path, size=item.size, hash=item.hash)

@@ -488,6 +488,17 @@ def test_glob_files(store: Store) -> None:
     assert list(store.glob_files("r", "master", "/c/*")) == []
 
 
+def test_glob_literal_prefix_inside_a_name(store: Store) -> None:
+    """Only the manifest range of the literal prefix is read; matches must not change."""
+    store.create_repo("r")
+    commit_files(store, "r", {"/ab/x": b"1", "/a-1": b"2", "/a": b"3", "/b/ab": b"4"})
+    assert names(store.glob_files("r", "master", "/a*")) == ["/a", "/a-1", "/ab/"]
+    assert names(store.glob_files("r", "master", "/ab*/*")) == ["/ab/x"]
+    assert names(store.glob_files("r", "master", "/a")) == ["/a"]
+    assert names(store.glob_files("r", "master", "/ab")) == ["/ab/"]
+    assert names(store.glob_files("r", "master", "/*/ab")) == ["/b/ab"]
+
+
 def test_inspect_file(store: Store) -> None:
     store.create_repo("r")
     commit_files(store, "r", {"/d/a": b"12", "/d/b": b"345"})
