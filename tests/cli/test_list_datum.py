@@ -136,9 +136,8 @@ def test_zero_datums_prints_header_only(store_dir: Path, tmp_path: Path) -> None
         ((), "give -f SPEC or PIPELINE@JOB"),
         (("p@j", "-f", "x.json"), "not both"),
         (("nojob",), "expected PIPELINE@JOB"),
-        (("p@123",), "use -f SPEC"),
     ],
-    ids=["neither", "both", "bad-job-ref", "job-form-pending"],
+    ids=["neither", "both", "bad-job-ref"],
 )
 def test_usage_errors(store_dir: Path, args: tuple[str, ...], message: str) -> None:
     result = invoke(store_dir, "list", "datum", *args)
