@@ -56,14 +56,10 @@ def list_datum(store: Store, job: str | None, spec_file: str | None, output: Out
 
 
 def _list_job_datums(store: Store, pipeline: str, job: str, output: OutputFormat) -> None:
-    """The datums of one job with their states (success / failed / recovered / skipped).
+    """The datums of one job with their states (success / failed / recovered / skipped)."""
+    from airflow_datum_provider.cli.job import list_job_datums
 
-    Plugs in once job records are listable from the CLI; the spec form above is complete.
-    """
-    raise click.UsageError(
-        f"listing the datums of job {pipeline}@{job} is not available in this version; "
-        "use -f SPEC to list the datums of a spec"
-    )
+    list_job_datums(store, pipeline, job, output)
 
 
 def _read(spec_file: str) -> str:

@@ -15,7 +15,7 @@ import click
 from airflow_datum_provider import __version__
 
 # Noun modules register their commands on the verb groups when imported; add new ones here.
-from airflow_datum_provider.cli import branch, commit, datum, file, repo
+from airflow_datum_provider.cli import branch, commit, datum, file, job, pipeline, repo
 from airflow_datum_provider.cli._errors import CliError
 from airflow_datum_provider.cli._store import ENV_VAR, CliState, default_store_url
 from airflow_datum_provider.cli._verbs import all_verbs
@@ -23,7 +23,7 @@ from airflow_datum_provider.core.errors import DatumError
 
 __all__ = ["cli", "main"]
 
-NOUN_MODULES = (repo, branch, commit, file, datum)
+NOUN_MODULES = (repo, branch, commit, file, datum, pipeline, job)
 
 
 class DatumGroup(click.Group):
@@ -67,6 +67,7 @@ def cli(ctx: click.Context, store_url: str | None) -> None:
 
 for _group in all_verbs():
     cli.add_command(_group)
+cli.add_command(job.logs)  # pachctl's `logs` is a verb without a noun
 
 
 def main(argv: list[str] | None = None) -> int:
