@@ -157,6 +157,7 @@ def start_job(store: Store, pipeline: str) -> JobInfo:
     """Create a job for the current heads of the pipeline's inputs and open its output commit."""
     records = JobRecords(store)
     info = records.pipeline(pipeline)
+    _settle_landed_jobs(store, pipeline)
     spec = info.spec
     pins = pin_inputs(store, spec.input, pipeline)
     provenance = tuple(f"{repo}@{commit}" for (repo, _), commit in pins.items() if commit)
@@ -433,7 +434,24 @@ def _fail(store: Store, job: JobInfo, reason: str, state: str = "failure") -> Jo
     records = JobRecords(store)
     with contextlib.suppress(DatumError):
         store.delete_commit(job.output_repo, job.output_commit)
-    return records.update_job(job, state=state, reason=reason, finished=now())
+    return records.update_job(job, state=state, reason=reason, finished=now(), output_commit="")
+
+
+def _settle_landed_jobs(store: Store, pipeline: str) -> None:
+    """Finish the records of jobs whose output commit landed just before their runner died.
+
+    Otherwise the next job would not see them as its base and would re-run their datums.
+    """
+    records = JobRecords(store)
+    for job in records.jobs(pipeline):
+        if job.state != "finishing":
+            continue
+        try:
+            store.open_commit(job.output_repo, job.output_commit)
+        except CommitFinishedError:
+            finish_job(store, job)
+        except DatumError:
+            continue
 
 
 # -- running a whole job ---------------------------------------------------------------------

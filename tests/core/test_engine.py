@@ -212,3 +212,27 @@ def test_parallel_workers_give_same_output(store: Store) -> None:
     job = run_pipeline(store, "par", parallelism=2)
     assert (job.state, job.processed, job.sets) == ("success", 8, 4)
     assert len(outputs(store, "par")) == 8
+
+
+def test_new_run_settles_a_job_killed_after_its_commit_landed(store: Store, tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    pipeline(store, "copy", COPY)
+    code = (
+        "import sys; from airflow_datum_provider.core.store import Store; "
+        "from airflow_datum_provider.core.engine import run_pipeline; "
+        "run_pipeline(Store.open(sys.argv[1]), 'copy')"
+    )
+    env = {**os.environ, "DATUM_FAILPOINT": "after-land"}
+    proc = subprocess.run([sys.executable, "-c", code, store.url], env=env, check=False)
+    assert proc.returncode == -9
+    (killed,) = JobRecords(store).jobs("copy")
+    assert killed.state == "finishing"
+    assert store.branch_head("copy", "master") == killed.id
+
+    job = run_pipeline(store, "copy")
+    assert JobRecords(store).job("copy", killed.id).state == "success"
+    assert (job.state, job.processed, job.skipped) == ("success", 0, 2)
