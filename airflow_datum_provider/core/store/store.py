@@ -13,6 +13,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -55,6 +56,7 @@ _SMALL = 8 << 20
 _SEGMENT_OPS = 200_000
 _STREAM_SEGMENT = 1 << 20  # compressed bytes above which a segment is streamed at finish
 _HEX32 = frozenset("0123456789abcdef")
+_ANCESTRY = re.compile(r"(?:\^|~\d+)*\Z")
 
 
 def _now() -> str:
@@ -318,7 +320,7 @@ class OpenCommit:
         if not self._ops:
             return
         self._check_still_open()
-        ordered = sorted(enumerate(self._ops), key=lambda pair: (pair[1].path, pair[0]))
+        ordered = sorted(enumerate(_drop_deleted(self._ops)), key=lambda p: (p[1].path, p[0]))
         lines = "".join(
             f"{op.kind}\t{op.path}\t{op.hash}\t{op.size}\t{op.tag}\n" for _, op in ordered
         )
@@ -419,6 +421,7 @@ class Store:
         return RepoInfo(name=name, description=description, created=record["created"])
 
     def _require_repo(self, name: str) -> dict[str, Any]:
+        check_name(name, "repo")
         try:
             raw: dict[str, Any] = self._read_json(_layout.repo_record(name))
         except FileNotFoundError:
@@ -466,6 +469,8 @@ class Store:
 
     def _head(self, repo: str, branch: str) -> tuple[int, str | None] | None:
         """(sequence, head commit id) of a branch, or ``None`` if it does not exist."""
+        check_name(repo, "repo")
+        check_name(branch, "branch")
         versions = self._ref_log(repo, branch)
         if not versions:
             return None
@@ -694,14 +699,16 @@ class Store:
         """:meth:`_resolve`, and whether the id is known to be landed (it came from a ref)."""
         ancestry = 0
         base = ref
-        if "~" in base:
-            base, _, n = base.partition("~")
-            if not n.isdigit():
-                raise CommitNotFound(f"commit ref {ref!r}: ~ takes a number", commit=ref)
-            ancestry = int(n)
-        while base.endswith("^"):
-            base = base[:-1]
-            ancestry += 1
+        while True:
+            suffix = _ANCESTRY.search(base)
+            if suffix is None or not suffix.group(0):
+                break
+            base = base[: suffix.start()]
+            ancestry += sum(int(n or 1) for n in re.findall(r"[~^](\d*)", suffix.group(0)))
+        if "~" in base or "^" in base:
+            raise CommitNotFound(
+                f"commit ref {ref!r}: ancestry is ^ or ~N after the branch or id", commit=ref
+            )
         if "=" in base:
             base = base.partition("=")[2]
         if (
@@ -754,8 +761,18 @@ class Store:
     def list_commits(
         self, repo: str, branch: str | None = None, *, number: int | None = None
     ) -> Iterator[CommitInfo]:
-        """Finished commits, newest first: a branch's history, or every commit of the repo."""
+        """Finished commits, newest first: a branch's history, or every commit of the repo.
+
+        An unknown repo or branch raises here, not on the first iteration.
+        """
         self._require_repo(repo)
+        if branch is not None:
+            self.branch_head(repo, branch)
+        return self._iter_commits(repo, branch, number)
+
+    def _iter_commits(
+        self, repo: str, branch: str | None, number: int | None
+    ) -> Iterator[CommitInfo]:
         if branch is not None:
             commit_id = self._resolve(repo, branch) if self.branch_head(repo, branch) else None
             count = 0
@@ -1036,3 +1053,31 @@ class _Concat(io.RawIOBase):
                 continue
             out += data
         return out
+
+
+def _drop_deleted(ops: list[Op]) -> list[Op]:
+    """Drop ops that a later delete in the same buffer removes.
+
+    A segment is sorted by path, so ``D /d`` sorts before an earlier ``P /d/x``; without this
+    the put would look newer than the delete and survive it.
+    """
+    if not any(op.kind == "D" for op in ops):
+        return ops
+    deleted: set[str] = set()
+    kept: list[Op] = []
+    for op in reversed(ops):
+        path = op.path
+        covered = (
+            path in deleted
+            or "/" in deleted
+            or any(path[:i] in deleted for i in range(1, len(path)) if path[i] == "/")
+        )
+        if op.kind == "D":
+            deleted.add(path)
+            if covered:
+                continue
+        elif covered:
+            continue
+        kept.append(op)
+    kept.reverse()
+    return kept

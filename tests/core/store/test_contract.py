@@ -388,7 +388,7 @@ def test_unknown_commit_errors(store: Store) -> None:
         assert err.value.commit == missing  # type: ignore[attr-defined]
     with pytest.raises(CommitNotFound, match="does not exist"):
         store.inspect_commit("r", "master^")
-    with pytest.raises(CommitNotFound, match="~ takes a number"):
+    with pytest.raises(CommitNotFound, match="ancestry is \\^ or ~N"):
         store.inspect_commit("r", "master~x")
     # Files of an open commit are not readable before it is finished.
     c = store.start_commit("r")
@@ -564,3 +564,27 @@ def test_many_files_span_several_chunks(store: Store) -> None:
     assert [d.change for d in store.diff("r", "master^", "master")] == ["deleted"] * len(
         range(0, 20_000, 7)
     )
+
+
+@pytest.mark.parametrize(
+    ("ops", "expected"),
+    [
+        ([("P", "/seed/0"), ("P", "/x"), ("D", "/seed")], ["/x"]),
+        ([("P", "/seed/0"), ("D", "/seed"), ("P", "/seed/1")], ["/seed/1"]),
+        ([("P", "/a"), ("P", "/b/c"), ("D", "/")], []),
+        ([("D", "/"), ("P", "/y")], ["/y"]),
+        ([("P", "/d/x"), ("D", "/d/x"), ("P", "/d/y")], ["/d/y"]),
+    ],
+    ids=["put-then-delete-dir", "delete-then-put-again", "delete-root", "root-then-put", "file"],
+)
+def test_delete_after_put_in_one_commit(
+    store: Store, ops: list[tuple[str, str]], expected: list[str]
+) -> None:
+    store.create_repo("order")
+    with store.commit("order") as c:
+        for kind, path in ops:
+            if kind == "P":
+                c.put_bytes(path, path.encode())
+            else:
+                c.delete(path)
+    assert [e.path for e in store.walk("order", "master")] == expected
