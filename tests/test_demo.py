@@ -1,0 +1,25 @@
+"""``make demo`` runs: the walkthrough succeeds twice on one store (idempotent)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+
+def test_demo_runs_twice(tmp_path: Path) -> None:
+    env = {**os.environ, "DATUM_STORE": str(tmp_path / "store")}
+    for _ in range(2):
+        proc = subprocess.run(
+            [sys.executable, "-m", "airflow_datum_provider.demo"],
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+        assert proc.returncode == 0, proc.stderr
+        assert "success 1 + 2 / 3" in proc.stdout
+        assert "Traceback" not in proc.stderr
+    assert proc.stdout.rstrip().endswith("Done. Explore with: datumctl --help")
