@@ -380,10 +380,10 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
         **timings,
         **sizes,
     )
-    expected = sum(len(records.read_set(job, n)) for n in records.set_numbers(job))
-    if len(states) < expected:
+    hashes = {d.id: d.hash for n in records.set_numbers(job) for d in records.read_set(job, n)}
+    if len(states) < len(hashes):
         raise PipelineError(
-            f"job {job.id}: {expected - len(states)} datums have not run yet", job=job.id
+            f"job {job.id}: {len(hashes) - len(states)} datums have not run yet", job=job.id
         )
     if failed:
         return _fail(store, job, f"datum {failed[0]} failed")
@@ -396,7 +396,7 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     if output is None:
         # The commit landed before a crash: only the records are left to finish.
         info = store.inspect_commit(job.output_repo, job.output_commit)
-        return _succeed(store, job, skipped, states, info.id)
+        return _succeed(store, job, skipped, states, hashes, info.id)
     head = store.branch_head(job.output_repo, job.output_branch)
     parent = store.walk(job.output_repo, head) if head else iter(())
     dropped, merged = merge_outputs(parent, keep, outputs)
@@ -413,17 +413,18 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     failpoint("before-land")
     output.finish()
     failpoint("after-land")
-    return _succeed(store, job, skipped, states, job.output_commit)
+    return _succeed(store, job, skipped, states, hashes, job.output_commit)
 
 
 def _succeed(
-    store: Store, job: JobInfo, skipped: list[Datum], states: Mapping[str, str], commit: str
+    store: Store,
+    job: JobInfo,
+    skipped: list[Datum],
+    states: Mapping[str, str],
+    hashes: Mapping[str, str],
+    commit: str,
 ) -> JobInfo:
     records = JobRecords(store)
-    hashes = {}
-    for number in records.set_numbers(job):
-        for datum in records.read_set(job, number):
-            hashes[datum.id] = datum.hash
     index = [(d.id, d.hash, "success") for d in skipped]
     index.extend((ident, hashes[ident], state) for ident, state in states.items())
     records.write_index(job, index)
