@@ -313,14 +313,15 @@ def test_compile_is_cached_and_frozen() -> None:
 
 _ALPHABET = "ab.-_"
 _pattern_segments = st.lists(
+    # `**` crosses `/` (no fnmatch equivalent): the simple subset leaves it out.
     st.text(alphabet=_ALPHABET + "*?", min_size=1, max_size=5).filter(
-        lambda s: s not in (".", "..")
+        lambda s: s not in (".", "..") and "**" not in s
     ),
     min_size=1,
     max_size=4,
 )
 _path_segments = st.lists(
-    st.text(alphabet=_ALPHABET, min_size=0, max_size=5), min_size=1, max_size=4
+    st.text(alphabet=_ALPHABET, min_size=1, max_size=5), min_size=1, max_size=4
 )
 
 

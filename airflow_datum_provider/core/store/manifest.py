@@ -15,6 +15,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import heapq
+import itertools
 import json
 import zlib
 from bisect import bisect_left
@@ -25,7 +26,7 @@ from typing import NamedTuple
 from airflow_datum_provider.core.store import _layout
 from airflow_datum_provider.core.store._backend import Backend
 
-__all__ = ["ChunkRef", "Entry", "Manifest", "ManifestWriter", "Op", "merge_ops"]
+__all__ = ["ChunkRef", "Entry", "Manifest", "ManifestWriter", "Op", "build_manifest", "merge_ops"]
 
 _CUT_MASK = 0xFFF
 _MAX_CHUNK = 16384
@@ -159,6 +160,22 @@ class ManifestWriter:
         if (zlib.crc32(path.encode()) & _CUT_MASK) == 0 or len(self._lines) >= _MAX_CHUNK:
             self._flush()
 
+    @property
+    def empty(self) -> bool:
+        """No entries are waiting to be cut into a chunk."""
+        return not self._lines
+
+    def add_chunk(self, chunk: ChunkRef) -> None:
+        """Reuse an existing chunk as it is (the writer must be :attr:`empty`)."""
+        if self._lines:
+            raise ValueError("add_chunk needs an empty writer")
+        if chunk.first <= self._prev and self.count:
+            raise ValueError(f"manifest chunk out of order: {chunk.first!r} after {self._prev!r}")
+        self.chunks.append(chunk)
+        self.count += chunk.count
+        self.size += chunk.size
+        self._prev = chunk.last
+
     def _flush(self) -> None:
         if not self._lines:
             return
@@ -184,6 +201,9 @@ class ManifestWriter:
         return Manifest(chunks=tuple(self.chunks), count=self.count, size=self.size)
 
 
+_Keyed = tuple[str, int, int, str, "Entry | Op"]
+
+
 def merge_ops(
     base: Iterable[Entry],
     segments: Iterable[Iterable[Op]],
@@ -194,14 +214,78 @@ def merge_ops(
     Each segment is sorted by path with ops on one path kept in the order they were made. A
     ``D`` op removes the path and everything below it (``path + "/"``) as of its position.
     """
-    sources: list[Iterator[tuple[str, int, int, str, Entry | Op]]] = [
-        ((e.path, -1, i, "E", e) for i, e in enumerate(base))
-    ]
+    return _merge_keyed(base, _keyed_ops(segments), append)
+
+
+def build_manifest(
+    writer: ManifestWriter,
+    backend: Backend,
+    base: Manifest | None,
+    segments: Iterable[Iterable[Op]],
+    append: Callable[[Entry | None, Op], Entry],
+) -> Manifest:
+    """:func:`merge_ops` into ``writer``, reusing every base chunk that no op touches.
+
+    A chunk whose path range holds no op (and no earlier delete reaching into it) is spliced
+    into the new manifest as it is, without being read, so a small change to a large commit
+    reads and writes only the chunks around it.
+    """
+    ops = _Peekable(_keyed_ops(segments))
+    carry: list[_Keyed] = []  # deletes whose subtree may reach into later chunks
+    for chunk in base.chunks if base is not None else ():
+        carry = [k for k in carry if _delete_upper(k[0]) > chunk.first]
+        upcoming = ops.peek()
+        if not carry and (upcoming is None or upcoming[0] > chunk.last) and writer.empty:
+            writer.add_chunk(chunk)
+            continue
+        region = carry + ops.take_through(chunk.last)
+        for entry in _merge_keyed(read_chunk(backend, chunk.key), iter(region), append):
+            writer.add(entry)
+        carry = [k for k in region if k[3] == "D" and _delete_upper(k[0]) > chunk.last]
+    for entry in _merge_keyed((), itertools.chain(carry, ops), append):
+        writer.add(entry)
+    return writer.finish()
+
+
+def _delete_upper(path: str) -> str:
+    """The first path after everything a delete of ``path`` removes."""
+    return path.rstrip("/") + "0"
+
+
+class _Peekable:
+    def __init__(self, items: Iterator[_Keyed]) -> None:
+        self._items = items
+        self._next: _Keyed | None = next(items, None)
+
+    def peek(self) -> _Keyed | None:
+        return self._next
+
+    def take_through(self, last: str) -> list[_Keyed]:
+        taken = []
+        while self._next is not None and self._next[0] <= last:
+            taken.append(self._next)
+            self._next = next(self._items, None)
+        return taken
+
+    def __iter__(self) -> Iterator[_Keyed]:
+        while self._next is not None:
+            item = self._next
+            self._next = next(self._items, None)
+            yield item
+
+
+def _keyed_ops(segments: Iterable[Iterable[Op]]) -> Iterator[_Keyed]:
     # A function, not a generator expression in the loop: that would read ``seg_no`` lazily and
     # give every segment the last number, so an earlier segment could win.
-    for seg_no, segment in enumerate(segments):
-        sources.append(_keyed(seg_no, segment))
-    merged = heapq.merge(*sources)
+    return heapq.merge(*(_keyed(seg_no, segment) for seg_no, segment in enumerate(segments)))
+
+
+def _merge_keyed(
+    base: Iterable[Entry],
+    ops: Iterable[_Keyed],
+    append: Callable[[Entry | None, Op], Entry],
+) -> Iterator[Entry]:
+    merged = heapq.merge(((e.path, -1, i, "E", e) for i, e in enumerate(base)), ops)
     deletes: list[tuple[str, str, tuple[int, int]]] = []  # (prefix, upper bound, seq)
     current_path: str | None = None
     state: Entry | None = None

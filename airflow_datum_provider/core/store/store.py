@@ -38,7 +38,7 @@ from airflow_datum_provider.core.store.manifest import (
     Manifest,
     ManifestWriter,
     Op,
-    merge_ops,
+    build_manifest,
 )
 from airflow_datum_provider.core.store.paths import check_name, clean_dir, clean_path
 
@@ -671,11 +671,9 @@ class Store:
             state = self._head(repo, branch)
             seq, head = (0, None) if state is None else state
             parent = self.inspect_commit(repo, head) if head else None
-            base = self._manifest(parent).entries(self.backend) if parent else iter(())
+            base = self._manifest(parent) if parent else None
             writer = ManifestWriter(self.backend)
-            for entry in merge_ops(base, segments, self._append):
-                writer.add(entry)
-            manifest = writer.finish()
+            manifest = build_manifest(writer, self.backend, base, segments, self._append)
             self.backend.write(_layout.manifest(repo, info.id), manifest.to_json())
             done = replace(
                 info,
