@@ -50,7 +50,10 @@ def main() -> None:
     os.environ["DATUM_STORE"] = store
     print(f"Store: {store}  (set DATUM_STORE or --store to use another)")
     from airflow_datum_provider.core.store import Store
-    from airflow_datum_provider.core.worker import pfs_namespace_available
+    from airflow_datum_provider.core.worker.namespace import (
+        pfs_mount_setting,
+        pfs_namespace_available,
+    )
 
     existing = Store.open(store)
     with tempfile.TemporaryDirectory() as tmp:
@@ -69,7 +72,11 @@ def main() -> None:
         _datumctl("list", "commit", "demo-texts@master", "-n", "3")
 
         spec = Path(tmp, "wordcount.yaml")
-        spec.write_text(SPEC if pfs_namespace_available() else _PFS_FREE_SPEC)
+        use_pfs = pfs_mount_setting() is not False and pfs_namespace_available()
+        spec.write_text(SPEC if use_pfs else _PFS_FREE_SPEC)
+        print(
+            f"\n# user code sees {'/pfs' if use_pfs else '$PFS_ROOT'} (DATUM_PFS_MOUNT=auto|on|off)"
+        )
         verb = "update" if existing.repo_exists("demo-wordcount") else "create"
         _datumctl(verb, "pipeline", "-f", str(spec))
         _datumctl("list", "datum", "-f", str(spec))

@@ -7,9 +7,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
-def test_demo_runs_twice(tmp_path: Path) -> None:
-    env = {**os.environ, "DATUM_STORE": str(tmp_path / "store")}
+
+@pytest.mark.parametrize("pfs_mount", ["auto", "off"])
+def test_demo_runs_twice(tmp_path: Path, pfs_mount: str) -> None:
+    """Both ways user code can find its data: ``/pfs`` (private mount) and ``$PFS_ROOT``."""
+    env = {**os.environ, "DATUM_STORE": str(tmp_path / "store"), "DATUM_PFS_MOUNT": pfs_mount}
     for _ in range(2):
         proc = subprocess.run(
             [sys.executable, "-m", "airflow_datum_provider.demo"],
@@ -22,4 +26,6 @@ def test_demo_runs_twice(tmp_path: Path) -> None:
         assert proc.returncode == 0, proc.stderr
         assert "success 1 + 2 / 3" in proc.stdout
         assert "Traceback" not in proc.stderr
+        if pfs_mount == "off":
+            assert "user code sees $PFS_ROOT" in proc.stdout
     assert proc.stdout.rstrip().endswith("Done. Explore with: datumctl --help")

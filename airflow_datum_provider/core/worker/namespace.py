@@ -35,7 +35,7 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["PFS", "pfs_namespace_available", "wrap_command"]
+__all__ = ["PFS", "PFS_MOUNT_ENV", "pfs_mount_setting", "pfs_namespace_available", "wrap_command"]
 
 PFS = "/pfs"
 
@@ -82,6 +82,20 @@ def wrap_command(
         "--",
         *argv,
     ]
+
+
+PFS_MOUNT_ENV = "DATUM_PFS_MOUNT"
+_SETTINGS = {"": None, "auto": None, "1": True, "on": True, "0": False, "off": False}
+
+
+def pfs_mount_setting() -> bool | None:
+    """``DATUM_PFS_MOUNT``: ``auto`` (default) / ``on`` (required) / ``off`` (never)."""
+    raw = os.environ.get(PFS_MOUNT_ENV, "").strip().lower()
+    if raw not in _SETTINGS:
+        from airflow_datum_provider.core.errors import SpecError
+
+        raise SpecError(f"{raw!r} is not one of auto, on, off, 1, 0", field=f"${PFS_MOUNT_ENV}")
+    return _SETTINGS[raw]
 
 
 @functools.cache

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_datum_provider.core.errors import SpecError
+from airflow_datum_provider.core.worker.namespace import pfs_mount_setting
 
 if TYPE_CHECKING:
     from airflow_datum_provider.core.worker.runner import DatumContext
@@ -76,7 +77,12 @@ class RunOptions:
 
     @classmethod
     def from_spec(cls, spec: Any, *, use_pfs_mount: bool | None = None) -> RunOptions:
-        """Read the worker's options off a ``PipelineSpec`` (attributes read by name)."""
+        """Read the worker's options off a ``PipelineSpec`` (attributes read by name).
+
+        ``use_pfs_mount`` defaults to the ``DATUM_PFS_MOUNT`` setting (auto / on / off).
+        """
+        if use_pfs_mount is None:
+            use_pfs_mount = pfs_mount_setting()
         transform = spec.transform
         timeout = spec.datum_timeout
         env = transform.env
