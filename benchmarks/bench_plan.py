@@ -4,7 +4,7 @@ Usage: ``python benchmarks/bench_plan.py [--quick] [--runs N] [--store DIR]``
 
 The store is built once (in a temporary folder unless ``--store`` names one that already holds
 it). Every case then runs ``--runs`` times, each in a fresh Python process, so peak RSS
-(``ru_maxrss`` read inside the child) belongs to that case alone. Medians are printed with the
+(``VmHWM`` read inside the child) belongs to that case alone. Medians are printed with the
 target and PASS / MISS. ``--quick`` divides every size by 10 (by 100 for the million-file
 commits) for a smoke run; targets apply to the full sizes only.
 """
@@ -156,10 +156,23 @@ CASES: dict[str, Callable[[Store], Timing]] = {
 }
 
 
+def peak_rss_bytes() -> int:
+    """This process's peak RSS: ``VmHWM``, which exec resets (``ru_maxrss`` survives fork+exec,
+    so a child of a large parent would report the parent's peak)."""
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+
+
 def child(case: str, store_dir: str) -> None:
     store = Store.open(store_dir)
     seconds, cpu, count = CASES[case](store)
-    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # KiB on Linux
+    rss = peak_rss_bytes()
     print(json.dumps({"seconds": seconds, "cpu": cpu, "count": count, "rss": rss}))
 
 
