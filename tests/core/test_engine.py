@@ -236,3 +236,19 @@ def test_new_run_settles_a_job_killed_after_its_commit_landed(store: Store, tmp_
     job = run_pipeline(store, "copy")
     assert JobRecords(store).job("copy", killed.id).state == "success"
     assert (job.state, job.processed, job.skipped) == ("success", 0, 2)
+
+
+def test_job_on_s3_store_in_worker_processes(s3_store_url: tuple[str, dict[str, Any]]) -> None:
+    """The engine keeps no local paths: a job runs on S3 with sets in spawned workers."""
+    url, options = s3_store_url
+    store = Store.open(url, storage_options=options)
+    put(store, "data", {f"/f{i}": f"v{i}".encode() for i in range(4)})
+    pipeline(store, "s3copy", COPY, datum_set_spec={"number": 2})
+    job = run_pipeline(store, "s3copy", parallelism=2, storage_options=options)
+    assert (job.state, job.processed, job.sets) == ("success", 4, 2)
+    again = Store.open(url, storage_options=options)
+    assert outputs(again, "s3copy") == {f"/f{i}.out": f"v{i}".encode() for i in range(4)}
+    put(store, "data", {"/f1": b"new"})
+    job2 = run_pipeline(store, "s3copy", storage_options=options)
+    assert job2.progress == "1 + 3 / 4"
+    assert outputs(again, "s3copy")["/f1.out"] == b"new"
