@@ -21,12 +21,13 @@ import contextlib
 import itertools
 import os
 import threading
+import time
 import uuid
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from airflow_datum_provider.core.errors import StoreError
+from airflow_datum_provider.core.errors import ConflictError, StoreError
 
 __all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend"]
 
@@ -165,6 +166,7 @@ class LocalBackend:
 
 
 _MEMORY_LOCK = threading.Lock()
+_CONFLICT_RETRIES = 5
 
 
 class FsspecBackend:
@@ -192,13 +194,24 @@ class FsspecBackend:
     def create(self, key: str, data: bytes) -> bool:
         path = self._path(key)
         if self.protocol in ("s3", "s3a"):
-            try:
-                self.fs.pipe_file(path, data, mode="create")
-            except (FileExistsError, OSError) as exc:
-                if _is_precondition_failure(exc):
+            # s3fs maps the 412 of `If-None-Match: *` to FileExistsError: the key exists and
+            # this writer lost. A 409 ConditionalRequestConflict means a concurrent write to the
+            # key is in flight and the key may still be missing: retry, never report a loss.
+            for attempt in range(_CONFLICT_RETRIES):
+                try:
+                    self.fs.pipe_file(path, data, mode="create")
+                except FileExistsError:
                     return False
-                raise
-            return True
+                except OSError as exc:
+                    if "ConditionalRequestConflict" not in repr(exc):
+                        raise
+                    if attempt == _CONFLICT_RETRIES - 1:
+                        raise ConflictError(
+                            f"{self.url}: {key}: conditional write kept conflicting", key=key
+                        ) from exc
+                    time.sleep(0.05 * (attempt + 1))
+                else:
+                    return True
         with _MEMORY_LOCK:
             if self.fs.exists(path):
                 return False
@@ -240,13 +253,6 @@ class FsspecBackend:
 
     def move_into(self, temp_key: str, key: str) -> None:
         self.fs.mv(self._path(temp_key), self._path(key))
-
-
-def _is_precondition_failure(exc: BaseException) -> bool:
-    if isinstance(exc, FileExistsError):
-        return True
-    text = f"{exc!r} {getattr(exc, '__cause__', '')!r}"
-    return "PreconditionFailed" in text or "412" in text or "ConditionalRequestConflict" in text
 
 
 def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> Backend:

@@ -14,6 +14,7 @@ import io
 import json
 import os
 import re
+import stat
 import time
 import uuid
 from collections.abc import Callable, Iterable, Iterator, Mapping
@@ -29,6 +30,7 @@ from airflow_datum_provider.core.errors import (
     CommitNotFound,
     FileNotFound,
     RepoNotFound,
+    StoreError,
     StoreFormatError,
 )
 from airflow_datum_provider.core.store import _layout
@@ -248,8 +250,14 @@ class OpenCommit:
         local: str | os.PathLike[str],
         *,
         progress: Callable[[int], None] | None = None,
+        skipped: Callable[[str, str], None] | None = None,
     ) -> int:
-        """Stage every file below a local directory under ``path``; return the file count."""
+        """Stage every regular file below a local directory under ``path``; return the count.
+
+        Symlinks are never followed (a link could point anywhere, ``~/.aws`` included) and
+        FIFOs, sockets and devices are never opened (a FIFO would block forever): each such
+        entry is reported to ``skipped(local_path, reason)`` instead.
+        """
         base = clean_dir(path)
         root = Path(local)
         count = 0
@@ -257,9 +265,16 @@ class OpenCommit:
             dirnames.sort()
             rel = os.path.relpath(dirpath, root)
             prefix = base if rel == "." else base + rel.replace(os.sep, "/") + "/"
+            for name in sorted(dirnames):
+                full = os.path.join(dirpath, name)
+                if os.path.islink(full) and skipped is not None:
+                    skipped(full, "symlink to a directory (not followed)")
             for name in sorted(filenames):
                 full = os.path.join(dirpath, name)
-                if os.path.islink(full) and not os.path.isfile(full):
+                mode = os.lstat(full).st_mode
+                if not stat.S_ISREG(mode):
+                    if skipped is not None:
+                        skipped(full, _kind_of(mode) + " (only regular files are put)")
                     continue
                 self.put_file(prefix + name, full)
                 count += 1
@@ -381,6 +396,12 @@ class Store:
         try:
             raw = self.backend.read(_layout.FORMAT)
         except FileNotFoundError:
+            if self.backend.list(""):
+                raise StoreFormatError(
+                    f"store {self.url}: the folder is not empty and has no FORMAT file, so it is "
+                    "not a datum store; point the store at an empty or new folder",
+                    url=self.url,
+                ) from None
             body = {"format": _layout.FORMAT_NAME, "version": _layout.FORMAT_VERSION}
             self.backend.create(_layout.FORMAT, json.dumps(body).encode())
             raw = self.backend.read(_layout.FORMAT)
@@ -403,7 +424,13 @@ class Store:
     # -- json helpers -------------------------------------------------------------------
 
     def _read_json(self, key: str) -> Any:
-        return json.loads(self.backend.read(key))
+        data = self.backend.read(key)
+        try:
+            return json.loads(data)
+        except ValueError as exc:
+            raise StoreError(
+                f"store {self.url}: {key} is corrupt (not JSON: {exc})", url=self.url, key=key
+            ) from None
 
     def _write_json(self, key: str, value: Any) -> None:
         self.backend.write(key, json.dumps(value, separators=(",", ":")).encode())
@@ -495,7 +522,17 @@ class Store:
         """Create a branch (empty, or at ``head``, a commit ref); an existing one is moved."""
         self._require_repo(repo)
         check_name(branch, "branch")
-        head_id = self.inspect_commit(repo, head).id if head else None
+        head_id = None
+        if head:
+            target = self.inspect_commit(repo, head)
+            if target.finished is None:
+                raise CommitNotFound(
+                    f"commit {repo}@{target.id} is not finished; a branch can only point at a "
+                    "finished commit",
+                    repo=repo,
+                    commit=target.id,
+                )
+            head_id = target.id
         while True:
             state = self._head(repo, branch)
             seq = 0 if state is None else state[0] + 1
@@ -553,6 +590,7 @@ class Store:
     def open_commit(self, repo: str, commit_id: str) -> OpenCommit:
         """Re-open an unfinished commit (for example from another ``datumctl`` call)."""
         self._require_repo(repo)
+        _check_commit_id(repo, commit_id)
         try:
             raw = self._read_json(_layout.open_info(repo, commit_id))
         except FileNotFoundError:
@@ -619,6 +657,7 @@ class Store:
     def delete_commit(self, repo: str, commit_id: str) -> None:
         """Delete an unfinished commit. Finished commits are immutable and cannot be deleted."""
         self._require_repo(repo)
+        _check_commit_id(repo, commit_id)
         finished = self._finished_record(repo, commit_id)
         if finished is not None:
             self.backend.delete_tree(_layout.open_dir(repo, commit_id))
@@ -707,8 +746,14 @@ class Store:
             raise CommitNotFound(
                 f"commit ref {ref!r}: ancestry is ^ or ~N after the branch or id", commit=ref
             )
+        check_name(repo, "repo")
         if "=" in base:
-            base = base.partition("=")[2]
+            branch, _, base = base.partition("=")
+            if self._head(repo, branch) is None:
+                self._require_repo(repo)
+                raise BranchNotFound(
+                    f"branch {branch!r} not found in repo {repo!r}", repo=repo, branch=branch
+                )
         if (
             len(base) == 32
             and set(base) <= _HEX32
@@ -803,7 +848,10 @@ class Store:
         One cheap poll (a listing and one small read): what sensors and triggers call.
         """
         state = self._head(repo, branch)
-        if state is None or state[1] is None or state[1] == after:
+        if state is None:
+            self.branch_head(repo, branch)  # raises RepoNotFound / BranchNotFound
+            return None
+        if state[1] is None or state[1] == after:
             return None
         return self.inspect_commit(repo, state[1])
 
@@ -1079,3 +1127,25 @@ def _drop_deleted(ops: list[Op]) -> list[Op]:
         kept.append(op)
     kept.reverse()
     return kept
+
+
+def _check_commit_id(repo: str, commit_id: str) -> None:
+    """Commit ids are 32 hex characters; anything else never reaches a storage key."""
+    if not isinstance(commit_id, str) or len(commit_id) != 32 or not set(commit_id) <= _HEX32:
+        raise CommitNotFound(
+            f"commit {commit_id!r} not found in repo {repo!r}: a commit id is 32 hex characters",
+            repo=repo,
+            commit=commit_id,
+        )
+
+
+def _kind_of(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "symlink"
+    if stat.S_ISFIFO(mode):
+        return "FIFO"
+    if stat.S_ISSOCK(mode):
+        return "socket"
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "device"
+    return "special file"
