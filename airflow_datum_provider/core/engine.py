@@ -55,7 +55,7 @@ __all__ = [
     "stop_job",
 ]
 
-JOB_TIMEOUT_REASON = "job timed out"
+JOB_TIMEOUT_REASON = "job timed out"  # the worker's JOB_TIMEOUT_REASON, without importing it
 
 
 class JobKilled(PipelineError):
@@ -264,12 +264,18 @@ def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
 
 
 def _deadline(job: JobInfo, spec: PipelineSpec) -> float | None:
+    """The job's ``job_timeout`` as a :func:`time.monotonic` instant (what the worker takes).
+
+    The job's start is a wall-clock stamp (it may come from another machine); it is turned
+    into this process's monotonic clock once, here.
+    """
     if spec.job_timeout is None or not job.started:
         return None
     from datetime import datetime
 
     started = datetime.fromisoformat(job.started).timestamp()
-    return started + spec.job_timeout.total_seconds()
+    left = started + spec.job_timeout.total_seconds() - time.time()
+    return time.monotonic() + left
 
 
 def process_set(
@@ -298,29 +304,24 @@ def process_set(
             if result is None:
                 if store.backend.exists(_stop_key(job)):
                     raise JobKilled("stopped by user", job=job.id)
-                run_options = options
-                if deadline is not None:
-                    remaining = deadline - time.time()
-                    if remaining <= 0:
-                        raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
-                    limit = options.datum_timeout
-                    run_options = replace(
-                        options,
-                        datum_timeout=remaining if limit is None else min(limit, remaining),
-                    )
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
                 log = io.StringIO()
                 outcome = run_datum(
                     store,
                     datum,
-                    options=run_options,
+                    options=options,
                     job_id=job.id,
                     output_commit_id=job.output_commit,
                     pipeline=job.pipeline,
                     scratch_root=root,
                     log=log,
                     verbose=verbose,
+                    deadline=deadline,
                 )
-                if deadline is not None and time.time() >= deadline:
+                if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
+                    # Keep what the datum printed; no result, so it counts as not run.
+                    records.write_log(job, datum.id, log.getvalue())
                     raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
                 result = outcome.to_dict()
                 records.write_log(job, datum.id, log.getvalue())

@@ -129,6 +129,25 @@ def test_job_timeout_kills_job(store: Store) -> None:
     assert store.branch_head("hang", "master") is None
 
 
+def test_job_timeout_is_one_budget_for_every_attempt_and_err_cmd(store: Store) -> None:
+    import time
+
+    put(store, "data", {"/a": b"a"})
+    pipeline(
+        store,
+        "hang3",
+        "sleep 30",
+        job_timeout="2s",
+        datum_tries=3,
+        transform={"cmd": ["sh", "-c", "sleep 30"], "err_cmd": ["sh", "-c", "sleep 30"]},
+    )
+    start = time.monotonic()
+    job = run_pipeline(store, "hang3")
+    assert time.monotonic() - start < 4
+    assert (job.state, job.reason) == ("killed", "job timed out")
+    assert store.branch_head("hang3", "master") is None
+
+
 def test_duplicate_output_path_fails_with_pachyderm_text(store: Store) -> None:
     put(store, "data", {"/a": b"a", "/b": b"b"})
     pipeline(store, "dup", "echo $PACH_DATUM_ID > $PFS_ROOT/out/same")

@@ -9,6 +9,7 @@ from airflow_datum_provider.core.worker.namespace import pfs_namespace_available
 from airflow_datum_provider.core.worker.options import PythonTransform, RunOptions
 from airflow_datum_provider.core.worker.outputs import OutputRejected, collect_outputs
 from airflow_datum_provider.core.worker.runner import (
+    JOB_TIMEOUT_REASON,
     DatumContext,
     DatumResult,
     DatumState,
@@ -16,6 +17,7 @@ from airflow_datum_provider.core.worker.runner import (
 )
 
 __all__ = [
+    "JOB_TIMEOUT_REASON",
     "DatumContext",
     "DatumResult",
     "DatumState",

@@ -10,6 +10,9 @@ Semantics (Pachyderm's ``datum.go``, see ``DESIGN.md`` §4):
   that led there. ``accept_return_code`` applies to ``cmd`` and ``err_cmd``.
 * ``datum_timeout`` bounds each attempt (and each ``err_cmd`` run): the process group is
   SIGKILLed and the attempt fails with ``datum timed out after <t>s``.
+* ``deadline`` (a :func:`time.monotonic` instant: the job's ``job_timeout``) caps every attempt
+  and every ``err_cmd`` run too; once it has passed nothing more runs, and a datum cut short by
+  it fails with :data:`JOB_TIMEOUT_REASON` (the engine then kills the job).
 * An attempt also fails when its outputs are refused (bad name, symlink escape): see
   :mod:`~airflow_datum_provider.core.worker.outputs`.
 
@@ -59,9 +62,11 @@ from airflow_datum_provider.core.worker.options import PythonTransform, RunOptio
 from airflow_datum_provider.core.worker.outputs import OutputRejected, collect_outputs
 from airflow_datum_provider.core.worker.scratch import Scratch, lay_out, wipe
 
-__all__ = ["DatumContext", "DatumResult", "DatumState", "run_datum"]
+__all__ = ["JOB_TIMEOUT_REASON", "DatumContext", "DatumResult", "DatumState", "run_datum"]
 
 DatumState = Literal["success", "failed", "recovered"]
+
+JOB_TIMEOUT_REASON = "job timed out"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -270,7 +275,11 @@ class _Attempts:
         self.working_dir = wd
 
     def command(
-        self, argv: tuple[str, ...], stdin: tuple[str, ...], names: list[str]
+        self,
+        argv: tuple[str, ...],
+        stdin: tuple[str, ...],
+        names: list[str],
+        timeout: float | None,
     ) -> str | None:
         opts = self.options
         cwd: str | None = self.working_dir or None
@@ -286,12 +295,14 @@ class _Attempts:
             env=self.env,
             cwd=cwd,
             stdin_lines=stdin,
-            timeout=opts.datum_timeout,
+            timeout=timeout,
             sink=self.sink,
         )
-        return _exit_reason(ended, opts.accept_return_code, opts.datum_timeout)
+        return _exit_reason(ended, opts.accept_return_code, timeout)
 
-    def transform(self, datum: Datum, job_id: str, scratch: Scratch) -> str | None:
+    def transform(
+        self, datum: Datum, job_id: str, scratch: Scratch, timeout: float | None
+    ) -> str | None:
         opts = self.options
         names = [inp.name for inp in datum.inputs]
         if opts.python is not None:
@@ -303,8 +314,32 @@ class _Attempts:
                 inputs=scratch.inputs,
                 env=MappingProxyType(self.env),
             )
-            return _call_python(opts.python, ctx, opts.datum_timeout, self.sink)
-        return self.command(opts.cmd, opts.stdin, names)
+            return _call_python(opts.python, ctx, timeout, self.sink)
+        return self.command(opts.cmd, opts.stdin, names, timeout)
+
+
+class _Budget:
+    """Each run's time limit: ``datum_timeout``, capped by the job's ``deadline``."""
+
+    def __init__(self, datum_timeout: float | None, deadline: float | None) -> None:
+        self.datum_timeout = datum_timeout
+        self.deadline = deadline
+        self.capped = False
+
+    def expired(self) -> bool:
+        return self.deadline is not None and time.monotonic() >= self.deadline
+
+    def next(self) -> float | None:
+        """The limit for the run about to start; notes whether the deadline set it."""
+        if self.deadline is None:
+            return self.datum_timeout
+        left = max(self.deadline - time.monotonic(), 0.001)
+        self.capped = self.datum_timeout is None or left < self.datum_timeout
+        return left if self.capped else self.datum_timeout
+
+    def cut_short(self, failure: str | None) -> bool:
+        """Whether ``failure`` is the deadline's doing (the run was capped by it and overran)."""
+        return failure is not None and self.capped and self.expired()
 
 
 def run_datum(
@@ -318,10 +353,12 @@ def run_datum(
     scratch_root: Path,
     log: IO[str] | None = None,
     verbose: bool = False,
+    deadline: float | None = None,
 ) -> DatumResult:
     """Process one datum to a :class:`DatumResult` (see the module docstring).
 
     ``scratch_root`` is this worker's own folder (``/pfs`` in a pod); its contents are deleted.
+    ``deadline`` is a :func:`time.monotonic` instant no attempt or ``err_cmd`` may run past.
     ``log`` receives every attempt's output under a header line; ``verbose`` echoes it to
     stderr. Outputs are stored as blobs tagged with the datum id; the caller merges them.
     """
@@ -359,8 +396,13 @@ def run_datum(
     attempts = 0
     dl_time = proc_time = up_time = 0.0
     dl_bytes = up_bytes = 0
+    budget = _Budget(options.datum_timeout, deadline)
     try:
         for attempt in range(1, tries + 1):
+            if budget.expired():
+                reason = JOB_TIMEOUT_REASON
+                sink.line(f"=== datum {datum.id}: {reason} ===")
+                break
             attempts = attempt
             sink.line(f"=== datum {datum.id}: attempt {attempt}/{tries} ({kind}) ===")
             t0 = time.monotonic()
@@ -368,9 +410,13 @@ def run_datum(
             t1 = time.monotonic()
             dl_time += t1 - t0
             dl_bytes += scratch.download_bytes
-            failure = run.transform(datum, job_id, scratch)
+            failure = run.transform(datum, job_id, scratch, budget.next())
             t2 = time.monotonic()
             proc_time += t2 - t1
+            if budget.cut_short(failure):
+                reason = JOB_TIMEOUT_REASON
+                sink.line(f"=== datum {datum.id}: attempt {attempt}: {reason} ===")
+                break
             if failure is None:
                 try:
                     outputs, nbytes = collect_outputs(
@@ -387,10 +433,18 @@ def run_datum(
             reason = failure
             sink.line(f"=== datum {datum.id}: attempt {attempt} failed: {failure} ===")
             if options.err_cmd:
+                if budget.expired():
+                    reason = JOB_TIMEOUT_REASON
+                    sink.line(f"=== datum {datum.id}: {reason} ===")
+                    break
                 sink.line(f"=== datum {datum.id}: err_cmd ===")
                 t3 = time.monotonic()
-                err_failure = run.command(options.err_cmd, options.err_stdin, names)
+                err_failure = run.command(options.err_cmd, options.err_stdin, names, budget.next())
                 proc_time += time.monotonic() - t3
+                if budget.cut_short(err_failure):
+                    reason = JOB_TIMEOUT_REASON
+                    sink.line(f"=== datum {datum.id}: err_cmd: {reason} ===")
+                    break
                 if err_failure is None:
                     state = "recovered"
                     sink.line(f"=== datum {datum.id}: recovered ===")

@@ -56,7 +56,12 @@ class World:
         return Datum.of(tuple(inputs), "salt")
 
     def run(
-        self, datum: Datum, log: io.StringIO | None = None, verbose: bool = False, **kw: Any
+        self,
+        datum: Datum,
+        log: io.StringIO | None = None,
+        verbose: bool = False,
+        deadline: float | None = None,
+        **kw: Any,
     ) -> DatumResult:
         kw.setdefault("datum_tries", 1)
         return run_datum(
@@ -69,6 +74,7 @@ class World:
             scratch_root=self.scratch,
             log=log,
             verbose=verbose,
+            deadline=deadline,
         )
 
     def read(self, result: DatumResult) -> dict[str, bytes]:

@@ -422,6 +422,60 @@ def test_timeout_each_attempt_then_success(world: World) -> None:
     assert (result.state, result.attempts) == ("success", 2)
 
 
+@pytest.mark.parametrize("python", [False, True], ids=["cmd", "python"])
+def test_deadline_caps_every_attempt_and_err_cmd(world: World, python: bool) -> None:
+    """The job's deadline is absolute: retries and err_cmd do not each get the time again."""
+    counter = world.tmp / "runs"
+
+    def transform(ctx: DatumContext) -> None:
+        with counter.open("a") as fh:
+            fh.write("x\n")
+        time.sleep(30)
+
+    kind: dict[str, object] = (
+        {"python": transform}
+        if python
+        else {"cmd": ("sh", "-c", f'echo x >> "{counter}"; sleep 30')}
+    )
+    start = time.monotonic()
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        err_cmd=("sh", "-c", f'echo err >> "{counter}"; sleep 30'),
+        datum_tries=3,
+        deadline=start + 1,
+        **kind,
+    )
+    assert time.monotonic() - start < 2.5
+    assert (result.state, result.reason, result.attempts) == ("failed", "job timed out", 1)
+    assert counter.read_text().split() == ["x"]  # no err_cmd, no second attempt
+
+
+def test_deadline_already_passed_runs_nothing(world: World) -> None:
+    counter = world.tmp / "runs"
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=("sh", "-c", f'echo x >> "{counter}"'),
+        deadline=time.monotonic() - 1,
+    )
+    assert (result.state, result.reason, result.attempts) == ("failed", "job timed out", 0)
+    assert not counter.exists()
+
+
+def test_datum_timeout_shorter_than_deadline_still_retries(world: World) -> None:
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=("sh", "-c", "sleep 30"),
+        datum_timeout=0.3,
+        datum_tries=2,
+        deadline=time.monotonic() + 60,
+    )
+    assert (result.state, result.reason, result.attempts) == (
+        "failed",
+        "datum timed out after 0.3s",
+        2,
+    )
+
+
 # -- /pfs namespace --------------------------------------------------------------------------
 
 
