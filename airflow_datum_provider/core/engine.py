@@ -351,43 +351,16 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     """
     records = JobRecords(store)
     job = records.update_job(job, state="finishing")
-    totals = {"success": 0, "failed": 0, "recovered": 0}
-    timings = {"download_time": 0.0, "process_time": 0.0, "upload_time": 0.0}
-    sizes = {"download_bytes": 0, "upload_bytes": 0}
-    failed: list[str] = []
-    outputs: list[Entry] = []
-    states: dict[str, str] = {}
-    for _, result in records.all_results(job):
-        state = result["state"]
-        totals[state] = totals.get(state, 0) + 1
-        states[result["datum_id"]] = state
-        for key in timings:
-            timings[key] += float(result.get(key, 0.0))
-        for key in sizes:
-            sizes[key] += int(result.get(key, 0))
-        if state == "failed":
-            failed.append(result["datum_id"])
-        elif state == "success":
-            outputs.extend(
-                Entry(o["path"], o["hash"], o["size_bytes"], o["tag"])
-                for o in result.get("outputs", ())
-            )
-    job = records.update_job(
-        job,
-        processed=totals["success"],
-        failed=totals["failed"],
-        recovered=totals["recovered"],
-        failed_datums=tuple(sorted(failed)),
-        **timings,
-        **sizes,
-    )
+    fold = _fold_results(records, job)
+    job = records.update_job(job, **fold.counters())
+    states, outputs, failed = fold.states, fold.outputs, fold.failed
     hashes = {d.id: d.hash for n in records.set_numbers(job) for d in records.read_set(job, n)}
     if len(states) < len(hashes):
         raise PipelineError(
             f"job {job.id}: {len(hashes) - len(states)} datums have not run yet", job=job.id
         )
     if failed:
-        return _fail(store, job, f"datum {failed[0]} failed")
+        return _fail(store, job, f"datum {failed[0]} failed", fold=False)
     skipped = list(records.read_skipped(job))
     keep = {d.id for d in skipped}
     try:
@@ -405,7 +378,7 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
         for _ in merged:  # consuming the stream checks every collision
             pass
     except MergeError as exc:
-        return _fail(store, job, str(exc))
+        return _fail(store, job, str(exc), fold=False)
     for path in dropped:
         output.delete(path)
     for entry in outputs:
@@ -432,11 +405,73 @@ def _succeed(
     return records.update_job(job, state="success", reason="", finished=now(), output_commit=commit)
 
 
-def _fail(store: Store, job: JobInfo, reason: str, state: str = "failure") -> JobInfo:
+@dataclass(slots=True)
+class _Fold:
+    """The checkpointed results of a job, summed: what its record's counters say."""
+
+    totals: dict[str, int]
+    timings: dict[str, float]
+    sizes: dict[str, int]
+    failed: list[str]
+    outputs: list[Entry]
+    states: dict[str, str]
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "processed": self.totals["success"],
+            "failed": self.totals["failed"],
+            "recovered": self.totals["recovered"],
+            "failed_datums": tuple(sorted(self.failed)),
+            **self.timings,
+            **self.sizes,
+        }
+
+
+def _fold_results(records: JobRecords, job: JobInfo) -> _Fold:
+    fold = _Fold(
+        totals={"success": 0, "failed": 0, "recovered": 0},
+        timings={"download_time": 0.0, "process_time": 0.0, "upload_time": 0.0},
+        sizes={"download_bytes": 0, "upload_bytes": 0},
+        failed=[],
+        outputs=[],
+        states={},
+    )
+    for _, result in records.all_results(job):
+        state = result["state"]
+        fold.totals[state] = fold.totals.get(state, 0) + 1
+        fold.states[result["datum_id"]] = state
+        for key in fold.timings:
+            fold.timings[key] += float(result.get(key, 0.0))
+        for key in fold.sizes:
+            fold.sizes[key] += int(result.get(key, 0))
+        if state == "failed":
+            fold.failed.append(result["datum_id"])
+        elif state == "success":
+            fold.outputs.extend(
+                Entry(o["path"], o["hash"], o["size_bytes"], o["tag"])
+                for o in result.get("outputs", ())
+            )
+    return fold
+
+
+def _fail(
+    store: Store, job: JobInfo, reason: str, state: str = "failure", *, fold: bool = True
+) -> JobInfo:
+    """End a job ``state`` with its counters from the checkpoints, then drop its output commit.
+
+    The record is written first: a crash in between leaves only an orphaned open commit, which
+    the next :func:`start_job` deletes (a job record that still said running / finishing
+    with its commit gone could never be settled).
+    """
     records = JobRecords(store)
+    counters = _fold_results(records, job).counters() if fold and job.planned else {}
+    commit = job.output_commit
+    job = records.update_job(
+        job, state=state, reason=reason, finished=now(), output_commit="", **counters
+    )
     with contextlib.suppress(DatumError):
-        store.delete_commit(job.output_repo, job.output_commit)
-    return records.update_job(job, state=state, reason=reason, finished=now(), output_commit="")
+        store.delete_commit(job.output_repo, commit)
+    return job
 
 
 def _settle_landed_jobs(store: Store, pipeline: str) -> None:

@@ -148,6 +148,27 @@ def test_job_timeout_is_one_budget_for_every_attempt_and_err_cmd(store: Store) -
     assert store.branch_head("hang3", "master") is None
 
 
+def test_killed_job_record_counts_finished_datums_and_keeps_the_in_flight_log(
+    store: Store, tmp_path: Path
+) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b", "/c": b"c"})
+    first = tmp_path / "first"
+    script = f'if mkdir "{first}" 2>/dev/null; then echo quick; else echo in-flight; sleep 30; fi'
+    pipeline(store, "part", script, job_timeout="2s", datum_tries=1)
+    job = run_pipeline(store, "part")
+    assert (job.state, job.reason) == ("killed", "job timed out")
+    assert (job.processed, job.failed, job.total) == (1, 0, 3)
+    assert job.progress == "1 + 0 / 3"
+    records = JobRecords(store)
+    assert records.job("part", job.id) == job
+    finished = {r["datum_id"] for _, r in records.all_results(job)}
+    assert len(finished) == 1
+    (in_flight,) = set(records.log_ids(job)) - finished
+    log = records.read_log(job, in_flight)
+    assert "in-flight" in log
+    assert "job timed out" in log
+
+
 def test_duplicate_output_path_fails_with_pachyderm_text(store: Store) -> None:
     put(store, "data", {"/a": b"a", "/b": b"b"})
     pipeline(store, "dup", "echo $PACH_DATUM_ID > $PFS_ROOT/out/same")
