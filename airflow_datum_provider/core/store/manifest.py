@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
+from airflow_datum_provider.core.errors import InvalidPathError
 from airflow_datum_provider.core.store import _layout
 from airflow_datum_provider.core.store._backend import Backend
 
@@ -144,12 +145,26 @@ class ManifestWriter:
         self._last = ""
         self._chunk_size = 0
         self._prev = ""
+        # Pachyderm refuses a path that is a file and a directory. Sorted input makes that
+        # cheap: a file F can only collide with paths before F + "0" ("0" follows "/").
+        self._files: list[str] = []
+        self._spliced: list[ChunkRef] = []
+        self._spliced_lasts: list[str] = []
+        self._spliced_paths: dict[str, frozenset[str]] = {}
 
     def add(self, entry: Entry) -> None:
         path = entry.path
         if path <= self._prev and self.count:
             raise ValueError(f"manifest entries out of order: {path!r} after {self._prev!r}")
         self._prev = path
+        if self._files:
+            self._files = [f for f in self._files if path < f + "0"]
+            for f in self._files:
+                if path.startswith(f + "/"):
+                    raise InvalidPathError(f"file / directory path collision ({f})", path=f)
+        if self._spliced:
+            self._check_spliced(path)
+        self._files.append(path)
         if not self._lines:
             self._first = path
         self._lines.append(f"{path}\t{entry.hash}\t{entry.size}\t{entry.tag}\n")
@@ -165,6 +180,28 @@ class ManifestWriter:
         """No entries are waiting to be cut into a chunk."""
         return not self._lines
 
+    def can_splice(self, chunk: ChunkRef) -> bool:
+        """Whether ``chunk`` can be reused unread: nothing pending, no file reaching into it."""
+        return not self._lines and all(f + "0" <= chunk.first for f in self._files)
+
+    def _check_spliced(self, path: str) -> None:
+        """A directory of ``path`` must not be a file inside a chunk reused without reading."""
+        slash = path.find("/", 1)
+        while slash > 0:
+            parent = path[:slash]
+            idx = bisect_left(self._spliced_lasts, parent)
+            if idx < len(self._spliced) and self._spliced[idx].first <= parent:
+                chunk = self._spliced[idx]
+                paths = self._spliced_paths.get(chunk.key)
+                if paths is None:
+                    paths = frozenset(e.path for e in read_chunk(self.backend, chunk.key))
+                    self._spliced_paths[chunk.key] = paths
+                if parent in paths:
+                    raise InvalidPathError(
+                        f"file / directory path collision ({parent})", path=parent
+                    )
+            slash = path.find("/", slash + 1)
+
     def add_chunk(self, chunk: ChunkRef) -> None:
         """Reuse an existing chunk as it is (the writer must be :attr:`empty`)."""
         if self._lines:
@@ -175,6 +212,9 @@ class ManifestWriter:
         self.count += chunk.count
         self.size += chunk.size
         self._prev = chunk.last
+        self._files = []
+        self._spliced.append(chunk)
+        self._spliced_lasts.append(chunk.last)
 
     def _flush(self) -> None:
         if not self._lines:
@@ -235,7 +275,11 @@ def build_manifest(
     for chunk in base.chunks if base is not None else ():
         carry = [k for k in carry if _delete_upper(k[0]) > chunk.first]
         upcoming = ops.peek()
-        if not carry and (upcoming is None or upcoming[0] > chunk.last) and writer.empty:
+        if (
+            not carry
+            and (upcoming is None or upcoming[0] > chunk.last)
+            and writer.can_splice(chunk)
+        ):
             writer.add_chunk(chunk)
             continue
         region = carry + ops.take_through(chunk.last)
