@@ -154,10 +154,16 @@ def delete_pipeline(store: Store, name: str, *, keep_repo: bool = False) -> None
 
 
 def start_job(store: Store, pipeline: str) -> JobInfo:
-    """Create a job for the current heads of the pipeline's inputs and open its output commit."""
+    """Create a job for the current heads of the pipeline's inputs and open its output commit.
+
+    One job per pipeline runs at a time: earlier jobs that did not end are settled (their
+    output commit landed: only the records were left) or ended ``killed`` with reason
+    ``superseded by job <id>`` and their open output commits deleted, so that none of them can
+    later land stale outputs on top of this job's. The output branch's head now is recorded as
+    the job's ``base_commit``: it plans against it and lands only on it.
+    """
     records = JobRecords(store)
     info = records.pipeline(pipeline)
-    _settle_landed_jobs(store, pipeline)
     spec = info.spec
     pins = pin_inputs(store, spec.input, pipeline)
     provenance = tuple(f"{repo}@{commit}" for (repo, _), commit in pins.items() if commit)
@@ -171,11 +177,49 @@ def start_job(store: Store, pipeline: str) -> JobInfo:
         output_repo=pipeline,
         output_branch=spec.output_branch,
         output_commit=output.id,
+        base_commit=output.info.parent or "",
         pipeline_version=info.version,
         salt=info.salt,
     )
     records.save_job(job)
+    _supersede_earlier_jobs(store, job)
     return job
+
+
+def _supersede_earlier_jobs(store: Store, job: JobInfo) -> None:
+    """End every other unfinished job of the pipeline ``killed``; drop orphaned job commits."""
+    records = JobRecords(store)
+    reason = f"superseded by job {job.id}"
+    for old in records.jobs(job.pipeline):
+        if old.id == job.id or old.done:
+            continue
+        if old.state == "finishing" and _landed(store, old):
+            finish_job(store, old)
+            continue
+        _write_stop(store, old, reason)  # a runner still alive stops at its next datum
+        _fail(store, old, reason, state="killed")
+    for commit in store.list_open_commits(job.output_repo):
+        # Left by a runner that died between writing a job's end and deleting its commit.
+        if commit.id != job.id and records.backend.exists(_job_key(job.pipeline, commit.id)):
+            with contextlib.suppress(DatumError):
+                store.delete_commit(job.output_repo, commit.id)
+
+
+def _job_key(pipeline: str, job_id: str) -> str:
+    return f"meta/pipelines/{pipeline}/jobs/{job_id}/job.json"
+
+
+def _landed(store: Store, job: JobInfo) -> bool:
+    """Whether the job's output commit is finished (it landed before its runner died)."""
+    if not job.output_commit:
+        return False
+    try:
+        store.open_commit(job.output_repo, job.output_commit)
+    except CommitFinishedError:
+        return True
+    except DatumError:
+        return False
+    return False
 
 
 def _pins_of(job: JobInfo) -> dict[tuple[str, str], str | None]:
@@ -188,12 +232,14 @@ def _pins_of(job: JobInfo) -> dict[tuple[str, str], str | None]:
 
 
 def _base_index(store: Store, job: JobInfo) -> tuple[str, dict[str, IndexRecord] | None]:
-    """The index of the latest successful job: the one whose output commit is the head."""
+    """The index of the latest successful job: the one whose output commit is the base."""
     records = JobRecords(store)
-    try:
-        head = store.branch_head(job.output_repo, job.output_branch)
-    except LookupError:
-        return "", None
+    head: str | None = job.base_commit
+    if head is None:  # a record from before base_commit
+        try:
+            head = store.branch_head(job.output_repo, job.output_branch)
+        except LookupError:
+            return "", None
     hops = 0
     while head and hops < 64:
         try:
@@ -253,13 +299,25 @@ def _stop_key(job: JobInfo) -> str:
     return f"meta/pipelines/{job.pipeline}/jobs/{job.id}/stop"
 
 
+def _write_stop(store: Store, job: JobInfo, reason: str) -> None:
+    store.backend.write(_stop_key(job), reason.encode())
+
+
+def _stop_reason(store: Store, job: JobInfo) -> str | None:
+    """Why the job was asked to stop, or ``None``."""
+    try:
+        return store.backend.read(_stop_key(job)).decode(errors="replace") or "stopped by user"
+    except FileNotFoundError:
+        return None
+
+
 def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
     """Ask a running job to stop; it ends ``killed`` after the datum in flight."""
     records = JobRecords(store)
     job = records.find_job(job_id, pipeline)
     if job.done:
         return job
-    store.backend.write(_stop_key(job), b"stopped by user")
+    _write_stop(store, job, "stopped by user")
     return job
 
 
@@ -302,8 +360,9 @@ def process_set(
         for datum in records.read_set(job, number):
             result = done.get(datum.id)
             if result is None:
-                if store.backend.exists(_stop_key(job)):
-                    raise JobKilled("stopped by user", job=job.id)
+                stop = _stop_reason(store, job)
+                if stop is not None:
+                    raise JobKilled(stop, job=job.id)
                 if deadline is not None and time.monotonic() >= deadline:
                     raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
                 log = io.StringIO()
@@ -350,6 +409,9 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     job and datum records stay for inspection.
     """
     records = JobRecords(store)
+    stored = records.job(job.pipeline, job.id)
+    if stored.done:  # superseded or stopped meanwhile, or finished by an earlier try
+        return stored
     job = records.update_job(job, state="finishing")
     fold = _fold_results(records, job)
     job = records.update_job(job, **fold.counters())
@@ -372,7 +434,10 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
         info = store.inspect_commit(job.output_repo, job.output_commit)
         return _succeed(store, job, skipped, states, hashes, info.id)
     head = store.branch_head(job.output_repo, job.output_branch)
-    parent = store.walk(job.output_repo, head) if head else iter(())
+    base = head if job.base_commit is None else job.base_commit
+    if (head or "") != (base or ""):
+        return _fail(store, job, _moved(job, head), fold=False)
+    parent = store.walk(job.output_repo, base) if base else iter(())
     dropped, merged = merge_outputs(parent, keep, outputs)
     try:
         for _ in merged:  # consuming the stream checks every collision
@@ -388,6 +453,13 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     output.finish()
     failpoint("after-land")
     return _succeed(store, job, skipped, states, hashes, job.output_commit)
+
+
+def _moved(job: JobInfo, head: str | None) -> str:
+    return (
+        f"output branch {job.output_repo}@{job.output_branch} moved since the job started "
+        f"(from {job.base_commit or 'empty'} to {head or 'empty'})"
+    )
 
 
 def _succeed(
@@ -474,23 +546,6 @@ def _fail(
     return job
 
 
-def _settle_landed_jobs(store: Store, pipeline: str) -> None:
-    """Finish the records of jobs whose output commit landed just before their runner died.
-
-    Otherwise the next job would not see them as its base and would re-run their datums.
-    """
-    records = JobRecords(store)
-    for job in records.jobs(pipeline):
-        if job.state != "finishing":
-            continue
-        try:
-            store.open_commit(job.output_repo, job.output_commit)
-        except CommitFinishedError:
-            finish_job(store, job)
-        except DatumError:
-            continue
-
-
 # -- running a whole job ---------------------------------------------------------------------
 
 
@@ -518,8 +573,9 @@ def run_pipeline(
     records = JobRecords(store)
     if resume:
         job = records.job(pipeline, resume)
-        if job.done:
+        if job.state == "success":
             return job
+        _check_resumable(store, job)
         job = records.update_job(job, restarts=job.restarts + 1)
         if not job.planned:
             job = plan_job(store, job).job
@@ -539,6 +595,22 @@ def run_pipeline(
     except JobKilled as exc:
         return _fail(store, records.job(pipeline, job.id), str(exc), state="killed")
     return finish_job(store, records.job(pipeline, job.id))
+
+
+def _check_resumable(store: Store, job: JobInfo) -> None:
+    """Refuse to resume a job that ended, or whose output branch moved since it started."""
+    if job.done:
+        raise PipelineError(
+            f"job {job.id} cannot be resumed: it ended {job.state}"
+            + (f" ({job.reason})" if job.reason else "")
+            + f"; run `run pipeline {job.pipeline}` for a new job",
+            job=job.id,
+        )
+    if job.base_commit is None or _landed(store, job):
+        return  # a landed commit only has its records left to finish
+    head = store.branch_head(job.output_repo, job.output_branch)
+    if (head or "") != job.base_commit:
+        raise PipelineError(f"job {job.id} cannot be resumed: {_moved(job, head)}", job=job.id)
 
 
 def _run_pool(

@@ -9,6 +9,7 @@
     meta/pipelines/<name>/jobs/<job>/results/<n>/<datum>.json   per-datum checkpoint
     meta/pipelines/<name>/jobs/<job>/logs/<datum>     the datum's stdout / stderr
     meta/pipelines/<name>/jobs/<job>/index.gz         datum index: id, hash, state (after merge)
+    meta/pipelines/<name>/jobs/<job>/stop             stop request: its text is the reason
 
 A job's id is its output commit's id (Pachyderm's global id): the output commit is opened when
 the job starts, so user code sees ``PACH_OUTPUT_COMMIT_ID`` and the job's id in one value.
@@ -82,7 +83,12 @@ class PipelineInfo:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class JobInfo:
-    """One job: state machine, counters, timings and provenance."""
+    """One job: state machine, counters, timings and provenance.
+
+    ``base_commit`` is the output branch's head when the job started (``""``: the branch was
+    empty; ``None``: a record written before the field existed). The job plans against it and
+    lands only on it.
+    """
 
     id: str
     pipeline: str
@@ -106,6 +112,7 @@ class JobInfo:
     output_repo: str = ""
     output_branch: str = "master"
     output_commit: str = ""
+    base_commit: str | None = None
     base_job: str = ""
     sets: int = 0
     planned: bool = False
@@ -149,6 +156,7 @@ class JobInfo:
             "output_repo": self.output_repo,
             "output_branch": self.output_branch,
             "output_commit": self.output_commit,
+            "base_commit": self.base_commit,
             "base_job": self.base_job,
             "sets": self.sets,
             "planned": self.planned,

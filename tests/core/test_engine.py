@@ -7,8 +7,16 @@ from typing import Any
 
 import pytest
 
-from airflow_datum_provider.core.engine import create_pipeline, run_pipeline
-from airflow_datum_provider.core.jobs import JobRecords
+from airflow_datum_provider.core.engine import (
+    create_pipeline,
+    finish_job,
+    plan_job,
+    process_set,
+    run_pipeline,
+    start_job,
+)
+from airflow_datum_provider.core.errors import PipelineError
+from airflow_datum_provider.core.jobs import JobInfo, JobRecords
 from airflow_datum_provider.core.spec import parse_spec
 from airflow_datum_provider.core.store import Store
 
@@ -276,6 +284,75 @@ def test_new_run_settles_a_job_killed_after_its_commit_landed(store: Store, tmp_
     job = run_pipeline(store, "copy")
     assert JobRecords(store).job("copy", killed.id).state == "success"
     assert (job.state, job.processed, job.skipped) == ("success", 0, 2)
+
+
+def _run_killed_at(store: Store, pipeline_name: str, point: str) -> JobInfo:
+    """Run a job in a child process that SIGKILLs itself at ``point``; its record."""
+    import os
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from airflow_datum_provider.core.store import Store; "
+        "from airflow_datum_provider.core.engine import run_pipeline; "
+        "run_pipeline(Store.open(sys.argv[1]), sys.argv[2])"
+    )
+    env = {**os.environ, "DATUM_FAILPOINT": point}
+    proc = subprocess.run(
+        [sys.executable, "-c", code, store.url, pipeline_name], env=env, check=False
+    )
+    assert proc.returncode == -9
+    return JobRecords(store).jobs(pipeline_name)[0]
+
+
+def test_a_new_job_supersedes_an_unfinished_one_which_cannot_be_resumed(store: Store) -> None:
+    put(store, "data", {f"/f{i}": f"v{i}".encode() for i in range(3)})
+    pipeline(store, "copy", COPY)
+    killed = _run_killed_at(store, "copy", "after-datum:2")
+    assert killed.state == "running"
+
+    fresh = run_pipeline(store, "copy")
+    assert fresh.state == "success"
+    old = JobRecords(store).job("copy", killed.id)
+    assert (old.state, old.reason) == ("killed", f"superseded by job {fresh.id}")
+    assert (old.processed, old.output_commit) == (2, "")
+    assert [c.id for c in store.list_open_commits("copy")] == []
+
+    put(store, "data", {"/f3": b"v3"})
+    newer = run_pipeline(store, "copy")
+    assert (newer.state, newer.processed, newer.skipped) == ("success", 1, 3)
+    with pytest.raises(PipelineError, match=f"job {killed.id} cannot be resumed: it ended killed"):
+        run_pipeline(store, "copy", resume=killed.id)
+    assert store.branch_head("copy", "master") == newer.id
+    assert len(outputs(store, "copy")) == 4
+
+
+def test_resume_refused_when_the_output_branch_moved(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    pipeline(store, "copy", COPY)
+    killed = _run_killed_at(store, "copy", "after-datum")
+    assert killed.base_commit == ""
+    put(store, "copy", {"/by-hand": b"x"})  # someone writes to the output branch
+    with pytest.raises(PipelineError, match="output branch copy@master moved since the job"):
+        run_pipeline(store, "copy", resume=killed.id)
+    assert JobRecords(store).job("copy", killed.id).restarts == 0
+
+
+def test_finish_refuses_to_land_when_the_output_branch_moved(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "copy", COPY)
+    job = start_job(store, "copy")
+    plan = plan_job(store, job)
+    for number in plan.set_numbers:
+        process_set(store, plan.job, number)
+    moved = put(store, "copy", {"/by-hand": b"x"})
+    done = finish_job(store, JobRecords(store).job("copy", job.id))
+    assert done.state == "failure"
+    assert done.reason == (
+        f"output branch copy@master moved since the job started (from empty to {moved})"
+    )
+    assert store.branch_head("copy", "master") == moved
+    assert outputs(store, "copy") == {"/by-hand": b"x"}
 
 
 def test_job_on_s3_store_in_worker_processes(s3_store_url: tuple[str, dict[str, Any]]) -> None:
