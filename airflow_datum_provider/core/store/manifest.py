@@ -185,22 +185,34 @@ class ManifestWriter:
         return not self._lines and all(f + "0" <= chunk.first for f in self._files)
 
     def _check_spliced(self, path: str) -> None:
-        """A directory of ``path`` must not be a file inside a chunk reused without reading."""
+        """A directory of ``path`` must not be a file inside a chunk reused without reading.
+
+        Every path between a file F and a path below F starts with F, so F can only be such a
+        file if the last reused path starts with F too (and not with F + "/", which would be a
+        collision inside a chunk, refused when it was written). That test is a string compare;
+        the chunk is read only when it passes.
+        """
+        last = self._spliced_lasts[-1]
         slash = path.find("/", 1)
         while slash > 0:
             parent = path[:slash]
-            idx = bisect_left(self._spliced_lasts, parent)
-            if idx < len(self._spliced) and self._spliced[idx].first <= parent:
-                chunk = self._spliced[idx]
-                paths = self._spliced_paths.get(chunk.key)
-                if paths is None:
-                    paths = frozenset(e.path for e in read_chunk(self.backend, chunk.key))
-                    self._spliced_paths[chunk.key] = paths
-                if parent in paths:
-                    raise InvalidPathError(
-                        f"file / directory path collision ({parent})", path=parent
-                    )
+            if not last.startswith(parent):
+                return
+            if len(last) == len(parent) or last[len(parent)] != "/":
+                self._check_file_in_spliced(parent)
             slash = path.find("/", slash + 1)
+
+    def _check_file_in_spliced(self, parent: str) -> None:
+        idx = bisect_left(self._spliced_lasts, parent)
+        if idx == len(self._spliced) or self._spliced[idx].first > parent:
+            return
+        chunk = self._spliced[idx]
+        paths = self._spliced_paths.get(chunk.key)
+        if paths is None:
+            paths = frozenset(e.path for e in read_chunk(self.backend, chunk.key))
+            self._spliced_paths[chunk.key] = paths
+        if parent in paths:
+            raise InvalidPathError(f"file / directory path collision ({parent})", path=parent)
 
     def add_chunk(self, chunk: ChunkRef) -> None:
         """Reuse an existing chunk as it is (the writer must be :attr:`empty`)."""
