@@ -284,10 +284,12 @@ def inspect_job(store: Store, target: JobRef, output: OutputFormat) -> None:
 @click.argument("target", metavar="PIPELINE@JOB|JOB", type=JobRefType(bare=True))
 @pass_store
 def stop_job_cmd(store: Store, target: JobRef) -> None:
-    """Stop a running job: it ends killed after the datum in flight.
+    """Stop a job: it ends killed ("stopped by user").
 
-    Its finished datums stay recorded; the output branch does not move. Stopping a job that
-    already ended does nothing.
+    A live runner stops after the datum in flight. A job whose runner died (no heartbeat for
+    60 s, or longer than its datum_timeout allows, or a process of this machine that is gone)
+    ends killed at once. Its finished datums stay recorded; the output branch does not move.
+    Stopping a job that already ended does nothing.
     """
     stop_job(store, target.job, target.pipeline)
 

@@ -12,8 +12,11 @@ from __future__ import annotations
 import concurrent.futures
 import contextlib
 import io
+import json
 import multiprocessing
+import os
 import shutil
+import socket
 import tempfile
 import time
 import uuid
@@ -56,6 +59,11 @@ __all__ = [
 ]
 
 JOB_TIMEOUT_REASON = "job timed out"  # the worker's JOB_TIMEOUT_REASON, without importing it
+STOPPED_REASON = "stopped by user"
+HEARTBEAT_EVERY = 5.0
+"""Seconds between a runner's heartbeats (written at each step's start and between datums)."""
+STALE_AFTER = 60.0
+"""A heartbeat older than this (or than one datum's longest possible run) means a dead runner."""
 
 
 class JobKilled(PipelineError):
@@ -181,6 +189,7 @@ def start_job(store: Store, pipeline: str) -> JobInfo:
         pipeline_version=info.version,
         salt=info.salt,
     )
+    _heartbeat(store, job)
     records.save_job(job)
     _supersede_earlier_jobs(store, job)
     return job
@@ -256,6 +265,7 @@ def _base_index(store: Store, job: JobInfo) -> tuple[str, dict[str, IndexRecord]
 def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> PlanResult:
     """List datums, skip unchanged ones, and write the datum sets of a job to the store."""
     records = JobRecords(store)
+    _heartbeat(store, job)
     records.clear_plan(job)
     job = records.update_job(job, state="running", started=job.started or now())
     info = records.pipeline(job.pipeline)
@@ -306,19 +316,83 @@ def _write_stop(store: Store, job: JobInfo, reason: str) -> None:
 def _stop_reason(store: Store, job: JobInfo) -> str | None:
     """Why the job was asked to stop, or ``None``."""
     try:
-        return store.backend.read(_stop_key(job)).decode(errors="replace") or "stopped by user"
+        return store.backend.read(_stop_key(job)).decode(errors="replace") or STOPPED_REASON
     except FileNotFoundError:
         return None
 
 
 def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
-    """Ask a running job to stop; it ends ``killed`` after the datum in flight."""
+    """Stop a job: it ends ``killed``, now if its runner is dead, else after the datum in flight.
+
+    A dead runner's job is ended here, its open output commit deleted. The stop request is always written first, so a runner wrongly taken for dead still stops
+    at its next datum (and :func:`finish_job` will not land a job that ended). A job whose
+    output commit already landed is settled instead (it succeeded). Returns the job's record.
+    """
     records = JobRecords(store)
     job = records.find_job(job_id, pipeline)
     if job.done:
         return job
-    _write_stop(store, job, "stopped by user")
-    return job
+    _write_stop(store, job, STOPPED_REASON)
+    if _runner_alive(store, job):
+        return job
+    if job.state == "finishing" and _landed(store, job):
+        return finish_job(store, job)
+    return _fail(store, job, STOPPED_REASON, state="killed")
+
+
+# -- heartbeats ------------------------------------------------------------------------------
+
+
+_last_beat: dict[str, float] = {}
+
+
+def _heartbeat_key(job: JobInfo) -> str:
+    return f"meta/pipelines/{job.pipeline}/jobs/{job.id}/heartbeat"
+
+
+def _runner_id() -> str:
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
+def _heartbeat(store: Store, job: JobInfo, *, force: bool = True) -> None:
+    """Record that a runner (``pid@host``) is working on the job; throttled unless ``force``."""
+    last = _last_beat.get(job.id)
+    tick = time.monotonic()
+    if not force and last is not None and tick - last < HEARTBEAT_EVERY:
+        return
+    _last_beat[job.id] = tick
+    beat = {"runner": _runner_id(), "time": time.time()}
+    store.backend.write(_heartbeat_key(job), json.dumps(beat).encode())
+
+
+def _stale_after(spec: PipelineSpec) -> float:
+    """How old a heartbeat may be while a datum runs: one datum's longest possible run."""
+    if spec.datum_timeout is None:
+        return STALE_AFTER
+    runs = spec.datum_tries * (2 if spec.transform.err_cmd else 1)
+    return max(STALE_AFTER, spec.datum_timeout.total_seconds() * runs + HEARTBEAT_EVERY)
+
+
+def _runner_alive(store: Store, job: JobInfo) -> bool:
+    """Whether some runner still works on the job, judged by its heartbeat.
+
+    Dead: no heartbeat, one older than :func:`_stale_after`, or one from a process of this
+    machine that no longer exists.
+    """
+    try:
+        beat = json.loads(store.backend.read(_heartbeat_key(job)))
+    except FileNotFoundError:
+        return False
+    pid, _, host = str(beat.get("runner", "")).partition("@")
+    if host == socket.gethostname() and pid.isdigit() and int(pid) != os.getpid():
+        try:
+            os.kill(int(pid), 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            pass
+    spec = JobRecords(store).pipeline(job.pipeline).spec
+    return time.time() - float(beat.get("time", 0)) <= _stale_after(spec)
 
 
 def _deadline(job: JobInfo, spec: PipelineSpec) -> float | None:
@@ -348,6 +422,7 @@ def process_set(
     from airflow_datum_provider.core.worker import RunOptions, run_datum
 
     records = JobRecords(store)
+    _heartbeat(store, job)
     spec = records.pipeline(job.pipeline).spec
     options = RunOptions.from_spec(spec)
     deadline = _deadline(job, spec)
@@ -385,6 +460,7 @@ def process_set(
                 result = outcome.to_dict()
                 records.write_log(job, datum.id, log.getvalue())
                 records.write_result(job, number, result)
+                _heartbeat(store, job, force=False)
                 failpoint("after-datum")
             state = result["state"]
             counts[state] = counts.get(state, 0) + 1
@@ -412,6 +488,7 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     stored = records.job(job.pipeline, job.id)
     if stored.done:  # superseded or stopped meanwhile, or finished by an earlier try
         return stored
+    _heartbeat(store, job)
     job = records.update_job(job, state="finishing")
     fold = _fold_results(records, job)
     job = records.update_job(job, **fold.counters())

@@ -10,6 +10,7 @@
     meta/pipelines/<name>/jobs/<job>/logs/<datum>     the datum's stdout / stderr
     meta/pipelines/<name>/jobs/<job>/index.gz         datum index: id, hash, state (after merge)
     meta/pipelines/<name>/jobs/<job>/stop             stop request: its text is the reason
+    meta/pipelines/<name>/jobs/<job>/heartbeat        the runner's ``pid@host`` and last beat
 
 A job's id is its output commit's id (Pachyderm's global id): the output commit is opened when
 the job starts, so user code sees ``PACH_OUTPUT_COMMIT_ID`` and the job's id in one value.

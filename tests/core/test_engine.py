@@ -14,6 +14,7 @@ from airflow_datum_provider.core.engine import (
     process_set,
     run_pipeline,
     start_job,
+    stop_job,
 )
 from airflow_datum_provider.core.errors import PipelineError
 from airflow_datum_provider.core.jobs import JobInfo, JobRecords
@@ -353,6 +354,53 @@ def test_finish_refuses_to_land_when_the_output_branch_moved(store: Store) -> No
     )
     assert store.branch_head("copy", "master") == moved
     assert outputs(store, "copy") == {"/by-hand": b"x"}
+
+
+def test_stop_job_whose_runner_died_ends_it_at_once(store: Store) -> None:
+    put(store, "data", {"/a": b"a", "/b": b"b"})
+    pipeline(store, "copy", COPY)
+    dead = _run_killed_at(store, "copy", "after-datum")
+    assert dead.state == "running"
+    assert [c.id for c in store.list_open_commits("copy")] == [dead.id]
+    stopped = stop_job(store, dead.id)
+    assert (stopped.state, stopped.reason, stopped.processed) == ("killed", "stopped by user", 1)
+    assert JobRecords(store).job("copy", dead.id) == stopped
+    assert store.list_open_commits("copy") == []
+    assert store.branch_head("copy", "master") is None
+    assert stop_job(store, dead.id) == stopped  # an ended job is left alone
+
+
+@pytest.mark.parametrize(
+    ("age", "alive"), [(0, True), (30, True), (61, False), (None, False)], ids=str
+)
+def test_stop_job_judges_a_remote_runner_by_its_heartbeat(
+    store: Store, age: float | None, alive: bool
+) -> None:
+    import json
+    import time
+
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "copy", COPY)
+    job = plan_job(store, start_job(store, "copy")).job
+    key = f"meta/pipelines/copy/jobs/{job.id}/heartbeat"
+    if age is None:
+        store.backend.delete(key)
+    else:
+        beat = {"runner": "4242@another-machine", "time": time.time() - age}
+        store.backend.write(key, json.dumps(beat).encode())
+    stopped = stop_job(store, job.id, "copy")
+    assert stopped.state == ("running" if alive else "killed")
+    assert store.backend.exists(f"meta/pipelines/copy/jobs/{job.id}/stop")
+    assert bool(store.list_open_commits("copy")) is alive
+
+
+def test_stop_job_settles_a_job_whose_commit_landed(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "copy", COPY)
+    landed = _run_killed_at(store, "copy", "after-land")
+    assert landed.state == "finishing"
+    assert stop_job(store, landed.id).state == "success"
+    assert store.branch_head("copy", "master") == landed.id
 
 
 def test_job_on_s3_store_in_worker_processes(s3_store_url: tuple[str, dict[str, Any]]) -> None:
