@@ -140,6 +140,8 @@ def main() -> None:
     scale = 10 if args.quick else 1
     put_files, big_files = 100_000 // scale, 1_000_000 // scale
 
+    if args.dir is not None:
+        args.dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-store-") as tmp:
         root = Path(tmp)
         print(

@@ -845,7 +845,8 @@ class Store:
     def next_commit(self, repo: str, branch: str, after: str | None) -> CommitInfo | None:
         """The newest finished commit on ``branch`` if its head differs from ``after``.
 
-        One cheap poll (a listing and one small read): what sensors and triggers call.
+        One poll is a listing of the branch's ref log and one small read: what sensors and
+        triggers call. An unknown repo or branch raises instead of waiting forever.
         """
         state = self._head(repo, branch)
         if state is None:
