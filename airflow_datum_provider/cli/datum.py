@@ -16,6 +16,7 @@ import click
 from airflow_datum_provider.cli._output import OutputFormat, output_option, print_json, print_table
 from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import verb
+from airflow_datum_provider.cli.pipeline import spec_warnings
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.plan import describe, list_datums, pin_inputs
 from airflow_datum_provider.core.spec import Input, PipelineSpec, parse_spec_or_input
@@ -46,7 +47,9 @@ def list_datum(store: Store, job: str | None, spec_file: str | None, output: Out
     if job is not None and spec_file is not None:
         raise click.UsageError("give -f SPEC or PIPELINE@JOB, not both")
     if spec_file is not None:
-        _print(spec_datums(store, _read(spec_file)), output, status="-")
+        with spec_warnings():  # `datumctl: warning: ...` lines, as create pipeline prints them
+            datums = spec_datums(store, _read(spec_file))
+        _print(datums, output, status="-")
         return
     assert job is not None
     pipeline, _, job_id = job.partition("@")

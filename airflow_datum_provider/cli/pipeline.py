@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import sys
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import click
@@ -53,7 +55,9 @@ __all__ = [
     "list_pipeline",
     "pipeline_name",
     "run_pipeline_cmd",
+    "spec_warnings",
     "update_pipeline",
+    "warn",
 ]
 
 
@@ -85,12 +89,31 @@ def _read_spec(source: str) -> PipelineSpec:
     else:
         with open(source, encoding="utf-8") as fh:
             text = fh.read()
+    with spec_warnings():
+        return parse_spec(text)
+
+
+def warn(message: str) -> None:
+    """One ``datumctl: warning: ...`` line on stderr."""
+    click.echo(f"datumctl: warning: {message}", err=True)
+
+
+@contextmanager
+def spec_warnings() -> Iterator[None]:
+    """Show the :class:`UnsupportedFieldWarning` raised inside as ``datumctl: warning:`` lines.
+
+    Any other warning is passed on to the ``warnings`` machinery as it was.
+    """
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", UnsupportedFieldWarning)
-        spec = parse_spec(text)
+        yield
     for warning in caught:
-        click.echo(f"datumctl: warning: {warning.message}", err=True)
-    return spec
+        if issubclass(warning.category, UnsupportedFieldWarning):
+            warn(str(warning.message))
+        else:
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
 
 
 _SPEC_OPTION = click.option(

@@ -328,6 +328,19 @@ def test_ignored_spec_fields_warn(store: Store, tmp_path: Path, counter: Path) -
     assert "datumctl: warning: egress: not supported" in result.output
 
 
+def test_list_datum_from_spec_shows_ignored_fields_as_datumctl_warnings(
+    store: Store, tmp_path: Path, counter: Path
+) -> None:
+    put(store, {"/a.txt": b"alpha"})
+    spec = write_spec(tmp_path / "s.json", counter, egress={"URL": "s3://x/y"})
+    result = CliRunner().invoke(cli, ["--store", store.url, "list", "datum", "-f", str(spec)])
+    assert result.exit_code == 0, result.output
+    lines = result.output.splitlines()
+    assert "datumctl: warning: egress: not supported by airflow-datum-provider; ignored" in lines
+    assert "UnsupportedFieldWarning" not in result.output
+    assert any("a.txt" in line for line in lines)
+
+
 # -- crash safety --------------------------------------------------------------------------
 
 
