@@ -7,15 +7,20 @@ from __future__ import annotations
 
 import functools
 import os
+import signal
+import sys
+import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import FrameType
 from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 
 from airflow_datum_provider.cli._errors import CliError
+from airflow_datum_provider.cli._output import human_time
 from airflow_datum_provider.cli._refs import is_commit_id
 from airflow_datum_provider.core.errors import CommitNotFound
 from airflow_datum_provider.core.store import CommitInfo, OpenCommit, Store, check_name
@@ -25,6 +30,7 @@ __all__ = [
     "CliState",
     "default_store_url",
     "find_open_commit",
+    "only_open_commit",
     "open_commits_on",
     "pass_store",
     "writing",
@@ -84,6 +90,17 @@ def open_commits_on(store: Store, repo: str, branch: str) -> list[CommitInfo]:
     return [c for c in store.list_open_commits(repo) if c.branch == branch]
 
 
+def only_open_commit(store: Store, repo: str, branch: str) -> CommitInfo | None:
+    """The one open commit on ``repo@branch``, or ``None``; several are an error listing ids."""
+    found = open_commits_on(store, repo, branch)
+    if len(found) > 1:
+        ids = ", ".join(c.id for c in found)
+        raise CliError(
+            f"{len(found)} open commits on {repo}@{branch} ({ids}); name one as {repo}@<id>"
+        )
+    return found[0] if found else None
+
+
 def find_open_commit(store: Store, repo: str, ref: str) -> OpenCommit:
     """The open commit ``ref`` names: by id, or the only open commit on branch ``ref``.
 
@@ -94,20 +111,15 @@ def find_open_commit(store: Store, repo: str, ref: str) -> OpenCommit:
         return store.open_commit(repo, ref)
     branch = check_name(ref, "branch")
     store.branch_head(repo, branch)
-    found = open_commits_on(store, repo, branch)
-    if not found:
+    found = only_open_commit(store, repo, branch)
+    if found is None:
         raise CommitNotFound(
             f"no open commit on {repo}@{branch} (start one with: datumctl start commit "
             f"{repo}@{branch})",
             repo=repo,
             commit=ref,
         )
-    if len(found) > 1:
-        ids = ", ".join(c.id for c in found)
-        raise CliError(
-            f"{len(found)} open commits on {repo}@{branch} ({ids}); name one as {repo}@<id>"
-        )
-    return store.open_commit(repo, found[0].id)
+    return store.open_commit(repo, found.id)
 
 
 @contextmanager
@@ -115,19 +127,101 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
     """The commit a ``put file`` / ``delete file`` writes into, and whether it is new.
 
     An open commit named by id, or the only open commit on the branch, is written into and
-    flushed (it stays open for later calls, as after ``pachctl start commit``). Otherwise a new
-    commit is started and finished around the block (deleted if the block fails).
+    flushed; it stays open for later calls (as after ``pachctl start commit``), and a note on
+    stderr says so, since nothing reaches the branch until it is finished. Several open commits
+    on the branch are an error, as for ``finish commit``. Otherwise a new commit is started and
+    finished around the block, and deleted if the block fails or SIGTERM / SIGHUP arrives.
     """
-    existing: OpenCommit | None = None
     if is_commit_id(ref):
-        existing = store.open_commit(repo, ref)
+        existing: OpenCommit | None = store.open_commit(repo, ref)
     else:
-        found = open_commits_on(store, repo, check_name(ref, "branch"))
-        if len(found) == 1:
-            existing = store.open_commit(repo, found[0].id)
+        found = only_open_commit(store, repo, check_name(ref, "branch"))
+        existing = None if found is None else store.open_commit(repo, found.id)
     if existing is not None:
+        _note_open_commit(existing.info)
         yield existing, False
         existing.flush()
         return
-    with store.start_commit(repo, ref) as commit:
-        yield commit, True
+    with _TerminationGuard() as guard:
+        with guard.deferred():
+            commit = store.start_commit(repo, ref)
+        try:
+            guard.check()
+            yield commit, True
+        except BaseException:
+            with guard.deferred():
+                commit.abort()
+            raise
+        with guard.deferred():
+            commit.finish()
+
+
+def _note_open_commit(info: CommitInfo) -> None:
+    name = f"{info.repo}@{info.id}"
+    click.echo(
+        f"datumctl: note: writing into open commit {name} (started {human_time(info.started)}); "
+        f"it is published by: datumctl finish commit {name}",
+        err=True,
+    )
+
+
+_TERMINATING = tuple(
+    getattr(signal, name) for name in ("SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
+class _Terminated(BaseException):
+    """Raised by the signal handler so that the commit a put started is deleted on the way out."""
+
+
+class _TerminationGuard:
+    """Turns SIGTERM / SIGHUP into :class:`_Terminated` while a put's own commit is open.
+
+    Python runs the handler in the main thread, which raises there; on exit the default
+    handlers come back and the process ends by the signal it got, so ``timeout`` and shells see
+    a killed process, not an error.
+
+    Inside :meth:`deferred` (starting, aborting or finishing a commit) a signal is only noted,
+    so it cannot leave a commit half-made; :meth:`check` raises for one noted earlier. Does
+    nothing outside the main thread, or for a signal whose handler is not the default (ignored
+    by the parent, or handled by a program embedding the CLI).
+    """
+
+    def __init__(self) -> None:
+        main = threading.current_thread() is threading.main_thread()
+        self._signals = [s for s in _TERMINATING if main and signal.getsignal(s) == signal.SIG_DFL]
+        self._signum: int | None = None
+        self._holding = 0
+        self._raised = False
+
+    def _handle(self, signum: int, frame: FrameType | None) -> None:
+        if self._signum is None:
+            self._signum = signum
+        if not self._holding:
+            self.check()
+
+    def check(self) -> None:
+        """Raise :class:`_Terminated` once, if a signal arrived."""
+        if self._signum is not None and not self._raised:
+            self._raised = True
+            raise _Terminated(self._signum)
+
+    @contextmanager
+    def deferred(self) -> Iterator[None]:
+        self._holding += 1
+        try:
+            yield
+        finally:
+            self._holding -= 1
+
+    def __enter__(self) -> _TerminationGuard:
+        for s in self._signals:
+            signal.signal(s, self._handle)
+        return self
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        for s in self._signals:
+            signal.signal(s, signal.SIG_DFL)
+        if self._signum is not None:
+            os.kill(os.getpid(), self._signum)  # the default action: the process ends here
+            sys.exit(128 + self._signum)  # not reached

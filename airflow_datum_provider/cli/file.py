@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import IO, cast
+from typing import IO, Any, cast
 
 import click
 
@@ -50,8 +51,26 @@ def _print_files(files: Iterable[FileInfo], output: OutputFormat) -> None:
 
 
 def _tree_size(root: Path) -> int:
-    paths = (os.path.join(d, name) for d, _, names in os.walk(root) for name in names)
-    return sum(os.path.getsize(p) for p in paths if os.path.isfile(p))  # put_dir skips the rest
+    """The bytes ``put_dir`` will read: regular files only, symlinks not followed (as it does)."""
+    total = 0
+    for d, _, names in os.walk(root):
+        for name in names:
+            try:
+                st = os.lstat(os.path.join(d, name))
+            except OSError:
+                continue
+            if stat.S_ISREG(st.st_mode):
+                total += st.st_size
+    return total
+
+
+def _skip_noter(bar: Any) -> Callable[[str, str], None]:
+    """``put_dir``'s ``skipped`` callback: one note per entry on stderr (above the bar)."""
+
+    def note(path: str, reason: str) -> None:
+        bar.write(f"datumctl: note: skipped {path}: {reason}", file=sys.stderr)
+
+    return note
 
 
 @verb("put").command("file")
@@ -66,8 +85,10 @@ def put_file(store: Store, target: FileRef, source: str, recursive: bool, append
     """Put a file (-f -: stdin) or, with -r, a directory into a branch.
 
     PATH defaults to /<basename of SRC>; a PATH ending in / gets SRC's basename appended.
-    The only open commit on the branch is written into (it stays open); otherwise one commit
-    is started and finished around the put. REPO@ID puts into that open commit.
+    -r puts regular files only: symlinks are not followed, and they, FIFOs, sockets and
+    devices are skipped with a note on stderr. The only open commit on the branch is written
+    into (it stays open; a note says so); several open commits are an error; otherwise one
+    commit is started and finished around the put. REPO@ID puts into that open commit.
     """
     dest = target.path
     if source == "-":
@@ -87,7 +108,7 @@ def put_file(store: Store, target: FileRef, source: str, recursive: bool, append
             raise click.UsageError("--append puts single files; it cannot be used with -r")
         total = _tree_size(local) if progress_enabled() else None
         with writing(store, target.repo, target.ref) as (commit, _), progress(total, name) as bar:
-            commit.put_dir(dest or f"/{name}", local, progress=bar.update)
+            commit.put_dir(dest or f"/{name}", local, progress=bar.update, skipped=_skip_noter(bar))
         return
     if dest is None or dest.endswith("/"):
         dest = (dest or "/") + name
@@ -189,8 +210,8 @@ def inspect_file(store: Store, target: FileRef, output: OutputFormat) -> None:
 def delete_file(store: Store, target: FileRef) -> None:
     """Delete a file, or a directory with everything below it.
 
-    Like put file: into the only open commit on the branch, else in a new commit (then the path
-    must exist at the branch head).
+    Like put file: into the only open commit on the branch (a note says so), an error with
+    several, else in a new commit (then the path must exist at the branch head).
     """
     with writing(store, target.repo, target.ref) as (commit, fresh):
         if fresh:

@@ -1,13 +1,17 @@
 """``datumctl``: the root command, the one place errors become exit codes, and ``main()``.
 
 Exit codes: 0 success; 1 a user error (unknown repo / branch / commit / file, a bad path or
-name, a missing local file), printed as one ``datumctl: error: ...`` line on stderr; 2 bad
-usage (click's own message).
+name, a missing local file) or any other failure (no S3 credentials, an unreachable endpoint,
+a bug), printed as one ``datumctl: error: ...`` line on stderr; 2 bad usage (click's own
+message). ``DATUMCTL_DEBUG=1`` adds the traceback.
 """
 
 from __future__ import annotations
 
 import errno
+import os
+import sys
+import traceback
 from typing import Any
 
 import click
@@ -26,24 +30,65 @@ __all__ = ["cli", "main"]
 NOUN_MODULES = (repo, branch, commit, file, datum, pipeline, job)
 
 
+DEBUG_ENV_VAR = "DATUMCTL_DEBUG"
+
+# Exceptions click handles itself (usage errors, Abort, Exit; EOFError becomes Abort).
+_CLICK_OWN = (click.exceptions.ClickException, click.exceptions.Abort, click.exceptions.Exit)
+
+
 class DatumGroup(click.Group):
-    """The root group: turns :class:`DatumError` and OS errors into :class:`CliError`."""
+    """The root group: turns every failure into a one-line :class:`CliError` (exit 1).
+
+    :class:`DatumError` and OS errors keep their message; anything else (a botocore
+    ``NoCredentialsError``, a bug) is prefixed with its type name. Click's own exceptions,
+    ``EOFError`` and ``KeyboardInterrupt`` pass through to click, and a closed stdout pipe stays
+    silent. With ``DATUMCTL_DEBUG=1`` the traceback is printed first.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
+        except _CLICK_OWN:
+            raise
         except DatumError as exc:
-            raise CliError(str(exc)) from exc
+            raise _cli_error(str(exc), exc) from exc
         except OSError as exc:
             if exc.errno == errno.EPIPE:
                 raise  # click silences a closed pipe (``datumctl get file ... | head``)
-            raise CliError(_os_message(exc)) from exc
+            raise _cli_error(_os_message(exc), exc) from exc
+        except EOFError:
+            raise  # click turns it into Abort, like KeyboardInterrupt
+        except Exception as exc:
+            raise _cli_error(_unexpected_message(exc), exc) from exc
+
+
+def debug_enabled() -> bool:
+    """Whether ``$DATUMCTL_DEBUG`` asks for tracebacks (any value but empty / 0 / false / no)."""
+    return os.environ.get(DEBUG_ENV_VAR, "").strip().lower() not in ("", "0", "false", "no")
+
+
+def _cli_error(message: str, exc: BaseException) -> CliError:
+    if debug_enabled():
+        traceback.print_exception(exc, file=sys.stderr)
+    return CliError(_one_line(message))
+
+
+def _one_line(message: str) -> str:
+    """Multi-line messages (some botocore ones) joined into one line."""
+    return " ".join(line.strip() for line in message.splitlines() if line.strip())
 
 
 def _os_message(exc: OSError) -> str:
     if exc.filename is not None and exc.strerror:
         return f"{exc.filename}: {exc.strerror}"
     return str(exc) or type(exc).__name__
+
+
+def _unexpected_message(exc: Exception) -> str:
+    """``NoCredentialsError: Unable to locate credentials``: the type says where it came from."""
+    message = _one_line(str(exc))
+    name = type(exc).__name__
+    return f"{name}: {message}" if message else name
 
 
 @click.group(
