@@ -27,6 +27,7 @@ from airflow_datum_provider.core.engine import (
     create_pipeline,
     delete_pipeline,
     job_failed,
+    local_runner_warnings,
     run_pipeline,
 )
 from airflow_datum_provider.core.errors import InvalidNameError
@@ -90,7 +91,10 @@ def _read_spec(source: str) -> PipelineSpec:
         with open(source, encoding="utf-8") as fh:
             text = fh.read()
     with spec_warnings():
-        return parse_spec(text)
+        spec = parse_spec(text)
+    for message in local_runner_warnings(spec):
+        warn(message)
+    return spec
 
 
 def warn(message: str) -> None:

@@ -48,9 +48,11 @@ __all__ = [
     "JobKilled",
     "PlanResult",
     "SetSummary",
+    "check_local_runner",
     "create_pipeline",
     "delete_pipeline",
     "finish_job",
+    "local_runner_warnings",
     "plan_job",
     "process_set",
     "run_pipeline",
@@ -144,6 +146,59 @@ def create_pipeline(
         store.create_branch(spec.name, spec.output_branch)
     records.save_pipeline(info)
     return info
+
+
+_KUBERNETES_ONLY = (
+    "transform.image",
+    "resource_requests",
+    "resource_limits",
+    "pod_spec",
+    "pod_patch",
+)
+_NOT_LOCAL_YET = ("transform.datum_batching", "transform.user", "transform.secrets")
+
+
+def _set_fields(spec: PipelineSpec, names: tuple[str, ...]) -> list[str]:
+    found = []
+    for name in names:
+        obj: Any = spec
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        if obj:
+            found.append(name)
+    return found
+
+
+def local_runner_warnings(spec: PipelineSpec) -> list[str]:
+    """What ``create pipeline`` says about fields the local runner does not use.
+
+    ``transform.image``, ``resource_*`` and ``pod_*`` are for the Kubernetes runner and are
+    ignored locally; ``datum_batching``, ``user`` and ``secrets`` change what user code sees,
+    so the local runner refuses them (:func:`check_local_runner`) rather than ignore them.
+    """
+    messages = []
+    ignored = _set_fields(spec, _KUBERNETES_ONLY)
+    if ignored:
+        messages.append(
+            f"{', '.join(ignored)}: used only by the Kubernetes runner; ignored when running "
+            "locally"
+        )
+    refused = _set_fields(spec, _NOT_LOCAL_YET)
+    if refused:
+        messages.append(
+            f"{', '.join(refused)}: not supported by the local runner yet; "
+            "`run pipeline` will refuse this pipeline"
+        )
+    return messages
+
+
+def check_local_runner(spec: PipelineSpec) -> None:
+    """Refuse a spec whose behaviour the local runner would silently get wrong."""
+    refused = _set_fields(spec, _NOT_LOCAL_YET)
+    if refused:
+        raise PipelineError(
+            f"{', '.join(refused)}: not supported by the local runner yet", pipeline=spec.name
+        )
 
 
 def _input_repos(spec: PipelineSpec) -> list[str]:
@@ -648,6 +703,7 @@ def run_pipeline(
     state failure / killed; this function returns the final record either way.
     """
     records = JobRecords(store)
+    check_local_runner(records.pipeline(pipeline).spec)
     if resume:
         job = records.job(pipeline, resume)
         if job.state == "success":

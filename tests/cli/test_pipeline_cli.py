@@ -341,6 +341,50 @@ def test_list_datum_from_spec_shows_ignored_fields_as_datumctl_warnings(
     assert any("a.txt" in line for line in lines)
 
 
+def test_create_pipeline_warns_about_kubernetes_only_fields(
+    store: Store, tmp_path: Path, counter: Path
+) -> None:
+    put(store, {"/a.txt": b"alpha"})
+    spec = write_spec(
+        tmp_path / "s.json",
+        counter,
+        resource_limits={"memory": "1G"},
+        pod_patch="[]",
+    )
+    raw = json.loads(spec.read_text())
+    raw["transform"]["image"] = "python:3.12"
+    spec.write_text(json.dumps(raw))
+    result = CliRunner().invoke(cli, ["--store", store.url, "create", "pipeline", "-f", str(spec)])
+    assert result.exit_code == 0, result.output
+    assert result.output.splitlines() == [
+        "datumctl: warning: transform.image, resource_limits, pod_patch: used only by the "
+        "Kubernetes runner; ignored when running locally"
+    ]
+    assert invoke(store.url, "run", "pipeline", "copy").output.split()[1] == "success"
+
+
+def test_pipeline_the_local_runner_cannot_run_is_created_but_refused(
+    store: Store, tmp_path: Path, counter: Path
+) -> None:
+    put(store, {"/a.txt": b"alpha"})
+    spec = write_spec(tmp_path / "s.json", counter)
+    raw = json.loads(spec.read_text())
+    raw["transform"]["datum_batching"] = True
+    spec.write_text(json.dumps(raw))
+    created = CliRunner().invoke(cli, ["--store", store.url, "create", "pipeline", "-f", str(spec)])
+    assert created.exit_code == 0, created.output
+    assert created.output.splitlines() == [
+        "datumctl: warning: transform.datum_batching: not supported by the local runner yet; "
+        "`run pipeline` will refuse this pipeline"
+    ]
+    result = CliRunner().invoke(cli, ["--store", store.url, "run", "pipeline", "copy"])
+    assert result.exit_code == 1
+    assert result.output.splitlines() == [
+        "datumctl: error: transform.datum_batching: not supported by the local runner yet"
+    ]
+    assert JobRecords(store).jobs("copy") == []
+
+
 # -- crash safety --------------------------------------------------------------------------
 
 

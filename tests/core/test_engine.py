@@ -10,6 +10,7 @@ import pytest
 from airflow_datum_provider.core.engine import (
     create_pipeline,
     finish_job,
+    local_runner_warnings,
     plan_job,
     process_set,
     run_pipeline,
@@ -401,6 +402,45 @@ def test_stop_job_settles_a_job_whose_commit_landed(store: Store) -> None:
     assert landed.state == "finishing"
     assert stop_job(store, landed.id).state == "success"
     assert store.branch_head("copy", "master") == landed.id
+
+
+@pytest.mark.parametrize(
+    ("transform", "field"),
+    [
+        ({"datum_batching": True}, "transform.datum_batching"),
+        ({"user": "nobody"}, "transform.user"),
+        ({"secrets": [{"name": "s", "env_var": "X", "key": "k"}]}, "transform.secrets"),
+    ],
+    ids=["datum_batching", "user", "secrets"],
+)
+def test_local_runner_refuses_fields_it_would_get_wrong(
+    store: Store, transform: dict[str, Any], field: str
+) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(store, "k", "true", transform={"cmd": ["true"], **transform})
+    with pytest.raises(PipelineError) as caught:
+        run_pipeline(store, "k")
+    assert str(caught.value) == f"{field}: not supported by the local runner yet"
+    assert JobRecords(store).jobs("k") == []
+    assert store.list_open_commits("k") == []
+
+
+def test_kubernetes_only_fields_are_ignored_locally(store: Store) -> None:
+    put(store, "data", {"/a": b"a"})
+    pipeline(
+        store,
+        "k",
+        COPY,
+        transform={"cmd": ["sh", "-c", COPY], "image": "python:3.12"},
+        resource_requests={"cpu": 1},
+        pod_spec="{}",
+    )
+    spec = JobRecords(store).pipeline("k").spec
+    assert local_runner_warnings(spec) == [
+        "transform.image, resource_requests, pod_spec: used only by the Kubernetes runner; "
+        "ignored when running locally"
+    ]
+    assert run_pipeline(store, "k").state == "success"
 
 
 def test_job_on_s3_store_in_worker_processes(s3_store_url: tuple[str, dict[str, Any]]) -> None:
