@@ -127,8 +127,9 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
     """The commit a ``put file`` / ``delete file`` writes into, and whether it is new.
 
     An open commit named by id, or the only open commit on the branch, is written into and
-    flushed; it stays open for later calls (as after ``pachctl start commit``), and a note on
-    stderr says so, since nothing reaches the branch until it is finished. Several open commits
+    flushed; it stays open for later calls (as after ``pachctl start commit``). When the commit
+    was found through the branch, a note on stderr says so, since nothing reaches the branch
+    until it is finished. Several open commits
     on the branch are an error, as for ``finish commit``. Otherwise a new commit is started and
     finished around the block, and deleted if the block fails or SIGTERM / SIGHUP arrives.
     """
@@ -137,8 +138,10 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
     else:
         found = only_open_commit(store, repo, check_name(ref, "branch"))
         existing = None if found is None else store.open_commit(repo, found.id)
+        if existing is not None:
+            # Named by branch, the open commit may be one a killed writer left behind: say so.
+            _note_open_commit(existing.info)
     if existing is not None:
-        _note_open_commit(existing.info)
         yield existing, False
         existing.flush()
         return
