@@ -262,6 +262,7 @@ def _supersede_earlier_jobs(store: Store, job: JobInfo) -> None:
             continue
         _write_stop(store, old, reason)  # a runner still alive stops at its next datum
         _fail(store, old, reason, state="killed")
+        _clean_up_after_runner(old)
     for commit in store.list_open_commits(job.output_repo):
         # Left by a runner that died between writing a job's end and deleting its commit.
         if commit.id != job.id and records.backend.exists(_job_key(job.pipeline, commit.id)):
@@ -390,6 +391,7 @@ def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
     _write_stop(store, job, STOPPED_REASON)
     if _runner_alive(store, job):
         return job
+    _clean_up_after_runner(job)
     if job.state == "finishing" and _landed(store, job):
         return finish_job(store, job)
     return _fail(store, job, STOPPED_REASON, state="killed")
@@ -450,6 +452,23 @@ def _runner_alive(store: Store, job: JobInfo) -> bool:
     return time.time() - float(beat.get("time", 0)) <= _stale_after(spec)
 
 
+def _scratch_parent(job: JobInfo) -> Path:
+    """The job's scratch folder on this machine: ``<tmp>/datum-<job id>/set<n>-<random>/``."""
+    return Path(tempfile.gettempdir()) / f"datum-{job.id}"
+
+
+def _clean_up_after_runner(job: JobInfo) -> None:
+    """Kill what a dead runner of the job left running on this machine; drop its scratch.
+
+    A runner SIGKILLed mid-datum leaves the datum's command running (its own session) and its
+    scratch folder behind. Only this machine is cleaned: other machines' leftovers stay.
+    """
+    from airflow_datum_provider.core.worker._process import kill_job_processes
+
+    kill_job_processes(job.id)
+    shutil.rmtree(_scratch_parent(job), ignore_errors=True)
+
+
 def _deadline(job: JobInfo, spec: PipelineSpec) -> float | None:
     """The job's ``job_timeout`` as a :func:`time.monotonic` instant (what the worker takes).
 
@@ -483,7 +502,12 @@ def process_set(
     deadline = _deadline(job, spec)
     done = records.results(job, number)
     own_scratch = scratch_root is None
-    root = Path(tempfile.mkdtemp(prefix="datum-")) if scratch_root is None else scratch_root
+    if scratch_root is None:
+        parent = _scratch_parent(job)
+        parent.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=f"set{number:06d}-", dir=parent))
+    else:
+        root = scratch_root
     counts = {"success": 0, "failed": 0, "recovered": 0}
     failed: list[str] = []
     try:
@@ -524,6 +548,8 @@ def process_set(
     finally:
         if own_scratch:
             shutil.rmtree(root, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                root.parent.rmdir()  # the job's folder, once no other set uses it
     return SetSummary(
         set=number,
         success=counts["success"],
@@ -709,6 +735,7 @@ def run_pipeline(
         if job.state == "success":
             return job
         _check_resumable(store, job)
+        _clean_up_after_runner(job)
         job = records.update_job(job, restarts=job.restarts + 1)
         if not job.planned:
             job = plan_job(store, job).job

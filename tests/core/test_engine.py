@@ -450,6 +450,65 @@ def test_kubernetes_only_fields_are_ignored_locally(store: Store) -> None:
     assert run_pipeline(store, "k").state == "success"
 
 
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "State:\tZ" not in status
+
+
+@pytest.mark.parametrize("then", ["new-run", "resume", "stop"])
+def test_a_runner_killed_mid_datum_leaves_nothing_running_once_settled(
+    store: Store, tmp_path: Path, then: str
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import tempfile
+    import time
+
+    put(store, "data", {"/a": b"a"})
+    marker = tmp_path / "pid"
+    script = f'if [ ! -e "{marker}.done" ]; then echo $$ > "{marker}"; exec sleep 30; fi; ' + COPY
+    pipeline(store, "copy", script)
+    code = (
+        "import sys; from airflow_datum_provider.core.store import Store; "
+        "from airflow_datum_provider.core.engine import run_pipeline; "
+        "run_pipeline(Store.open(sys.argv[1]), 'copy')"
+    )
+    runner = subprocess.Popen([sys.executable, "-c", code, store.url])
+    try:
+        deadline = time.monotonic() + 30
+        while not marker.exists() or not marker.read_text().strip():
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        runner.send_signal(signal.SIGKILL)
+        runner.wait()
+    orphan = int(marker.read_text())
+    assert _alive(orphan)  # the datum's own session outlived its runner
+    (job,) = JobRecords(store).jobs("copy")
+    scratch = Path(tempfile.gettempdir()) / f"datum-{job.id}"
+    assert scratch.is_dir()
+    (tmp_path / "pid.done").touch()
+
+    if then == "new-run":
+        assert run_pipeline(store, "copy").state == "success"
+    elif then == "resume":
+        assert run_pipeline(store, "copy", resume=job.id).state == "success"
+    else:
+        assert stop_job(store, job.id).state == "killed"
+    deadline = time.monotonic() + 5
+    while _alive(orphan) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert not _alive(orphan)
+    assert not scratch.exists()
+    if _alive(orphan):  # pragma: no cover - clean up after a failure
+        os.kill(orphan, signal.SIGKILL)
+
+
 def test_job_on_s3_store_in_worker_processes(s3_store_url: tuple[str, dict[str, Any]]) -> None:
     """The engine keeps no local paths: a job runs on S3 with sets in spawned workers."""
     url, options = s3_store_url

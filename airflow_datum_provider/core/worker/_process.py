@@ -12,7 +12,7 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, NamedTuple
 
-__all__ = ["Exit", "LogSink", "SinkWriter", "run_command"]
+__all__ = ["Exit", "LogSink", "SinkWriter", "kill_job_processes", "run_command"]
 
 _TAIL = 4096
 _READ = 1 << 16
@@ -174,3 +174,34 @@ def run_command(
             feeder.join(timeout=1)
     code = proc.returncode
     return Exit(code, timed_out=fired.is_set() and code == -signal.SIGKILL)
+
+
+def kill_job_processes(job_id: str) -> int:
+    """SIGKILL this machine's processes whose environment has ``PACH_JOB_ID=<job_id>``.
+
+    What a runner killed mid-datum leaves behind: the datum's command runs in its own session,
+    so it outlives the runner. Called when a job is resumed, superseded or stopped after its
+    runner died. Reads ``/proc`` (Linux; elsewhere nothing is done), skips processes it cannot
+    read, and returns how many it killed. User code that rewrote its environment is missed.
+    """
+    proc = "/proc"
+    if not os.path.isdir(proc):  # pragma: no cover - not Linux
+        return 0
+    needle = f"PACH_JOB_ID={job_id}".encode()
+    own = os.getpid()
+    killed = 0
+    for name in os.listdir(proc):
+        if not name.isdigit() or int(name) == own:
+            continue
+        try:
+            with open(f"{proc}/{name}/environ", "rb") as fh:
+                environ = fh.read()
+        except OSError:
+            continue
+        if needle in environ.split(b"\0"):
+            try:
+                os.kill(int(name), signal.SIGKILL)
+                killed += 1
+            except OSError:
+                pass
+    return killed

@@ -633,3 +633,22 @@ def test_options_from_spec() -> None:
         datum_timeout=90.0,
         use_pfs_mount=False,
     )
+
+
+def test_kill_job_processes_kills_only_that_jobs_processes() -> None:
+    import subprocess
+
+    from airflow_datum_provider.core.worker._process import kill_job_processes
+
+    def spawn(job: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "PACH_JOB_ID": job}
+        return subprocess.Popen(["sleep", "30"], env=env, start_new_session=True)
+
+    mine, other = spawn("a" * 32), spawn("a" * 31 + "b")
+    try:
+        assert kill_job_processes("a" * 32) == 1
+        assert mine.wait(timeout=5) == -9
+        assert other.poll() is None
+    finally:
+        other.kill()
+        other.wait()
