@@ -29,6 +29,7 @@ from airflow_datum_provider.core._failpoints import failpoint
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import (
     CommitFinishedError,
+    ConflictError,
     DatumError,
     JobFailed,
     MergeError,
@@ -608,7 +609,15 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
         output.put_entry(entry)
     output.flush()
     failpoint("before-land")
-    output.finish()
+    try:
+        output.finish(expected_parent=base or None)
+    except ConflictError:
+        return _fail(
+            store,
+            job,
+            _moved(job, store.branch_head(job.output_repo, job.output_branch)),
+            fold=False,
+        )
     failpoint("after-land")
     return _succeed(store, job, skipped, states, hashes, job.output_commit)
 

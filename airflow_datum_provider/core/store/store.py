@@ -28,6 +28,7 @@ from airflow_datum_provider.core.errors import (
     BranchNotFound,
     CommitFinishedError,
     CommitNotFound,
+    ConflictError,
     FileNotFound,
     RepoNotFound,
     StoreError,
@@ -58,6 +59,7 @@ _SMALL = 8 << 20
 _SEGMENT_OPS = 200_000
 _STREAM_SEGMENT = 1 << 20  # compressed bytes above which a segment is streamed at finish
 _HEX32 = frozenset("0123456789abcdef")
+_ANY = object()  # "any head": finish() rebases onto whatever it finds
 _ANCESTRY = re.compile(r"(?:\^|~\d+)*\Z")
 
 
@@ -348,12 +350,19 @@ class OpenCommit:
             seq += 1
         self._ops = []
 
-    def finish(self, *, description: str | None = None) -> CommitInfo:
-        """Finish the commit: build its manifest and move the branch head (compare-and-swap)."""
+    def finish(
+        self, *, description: str | None = None, expected_parent: str | None | object = _ANY
+    ) -> CommitInfo:
+        """Finish the commit: build its manifest and move the branch head (compare-and-swap).
+
+        By default a head that moved meanwhile is rebased onto. With ``expected_parent`` (a
+        commit id, or ``None`` for an empty branch) the commit lands only on that head, else
+        :class:`ConflictError` is raised and the commit stays open.
+        """
         self.flush()
         self._check_still_open()
         info = self.info if description is None else replace(self.info, description=description)
-        done = self.store._land(info)
+        done = self.store._land(info, expected_parent)
         self._closed = True
         return done
 
@@ -702,13 +711,20 @@ class Store:
             digest, size = self._put_blob_stream(_Concat(first, second))
         return Entry(op.path, digest, size, op.tag)
 
-    def _land(self, info: CommitInfo) -> CommitInfo:
+    def _land(self, info: CommitInfo, expected_parent: str | None | object = _ANY) -> CommitInfo:
         """Build the manifest over the current head and CAS the branch; rebase on conflict."""
         segments = self._segments(info)
         repo, branch = info.repo, info.branch
         while True:
             state = self._head(repo, branch)
             seq, head = (0, None) if state is None else state
+            if expected_parent is not _ANY and head != expected_parent:
+                raise ConflictError(
+                    f"branch {repo}@{branch} moved: head is {head or 'empty'}, expected "
+                    f"{expected_parent or 'empty'}",
+                    repo=repo,
+                    branch=branch,
+                )
             parent = self.inspect_commit(repo, head) if head else None
             base = self._manifest(parent) if parent else None
             writer = ManifestWriter(self.backend)

@@ -97,3 +97,19 @@ def test_put_dir_puts_regular_files_only(store: Store, tmp_path: Path) -> None:
         "link": "symlink (only regular files are put)",
         "pipe": "FIFO (only regular files are put)",
     }
+
+
+def test_finish_with_expected_parent_refuses_a_moved_branch(store: Store) -> None:
+    from airflow_datum_provider.core.errors import ConflictError
+
+    head = store.branch_head("r", "master")
+    late = store.start_commit("r")
+    late.put_bytes("/late", b"l")
+    with store.commit("r") as other:
+        other.put_bytes("/other", b"o")
+    with pytest.raises(ConflictError, match="moved"):
+        late.finish(expected_parent=head)
+    assert store.branch_head("r", "master") == other.id
+    assert [c.id for c in store.list_open_commits("r")] == [late.id]
+    done = late.finish(expected_parent=other.id)
+    assert done.parent == other.id
