@@ -285,8 +285,11 @@ def build_manifest(
     ops = _Peekable(_keyed_ops(segments))
     carry: list[_Keyed] = []  # deletes whose subtree may reach into later chunks
     for chunk in base.chunks if base is not None else ():
-        carry = [k for k in carry if _delete_upper(k[0]) > chunk.first]
         upcoming = ops.peek()
+        # A delete still matters while anything left to merge (this chunk or a pending op, which
+        # may come from an earlier segment) could sit below it.
+        bound = chunk.first if upcoming is None else min(chunk.first, upcoming[0])
+        carry = [k for k in carry if _delete_upper(k[0]) > bound]
         if (
             not carry
             and (upcoming is None or upcoming[0] > chunk.last)

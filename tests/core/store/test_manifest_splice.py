@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import assume, given, settings
+from hypothesis import assume, example, given, settings
 from hypothesis import strategies as st
 
 from airflow_datum_provider.core.errors import InvalidPathError
@@ -40,7 +40,11 @@ def _outcome(build: Callable[[], Manifest], backend: Any) -> list[Entry] | str:
         return str(exc)
 
 
-@settings(max_examples=300, deadline=None)
+@example(
+    base_paths={"/a", "/b", "/c/x", "/d", "/e"},
+    segments=[[("P", "/d/e", 0)], [("D", "/d", 0)]],
+)
+@settings(max_examples=500, deadline=None)
 @given(base_paths=st.sets(PATHS, max_size=10), segments=st.lists(OPS, min_size=1, max_size=3))
 def test_spliced_build_equals_full_merge(
     base_paths: set[str], segments: list[list[tuple[str, str, int]]]
