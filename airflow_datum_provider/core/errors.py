@@ -20,7 +20,8 @@
     ├── PipelineError               a pipeline or job cannot run as asked
     │   ├── PipelineNotFound (LookupError)
     │   ├── JobNotFound (LookupError)
-    │   └── JobFailed               the job ended failed / killed (``reason``)
+    │   ├── JobFailed               the job ended failed / killed (``reason``)
+    │   └── JobKilled               the job was stopped or hit its ``job_timeout`` (``job``)
     └── MergeError                  outputs cannot be merged (``path``)
 
 Errors carry their data as attributes and pickle cleanly (they cross process boundaries in
@@ -43,6 +44,7 @@ __all__ = [
     "InvalidNameError",
     "InvalidPathError",
     "JobFailed",
+    "JobKilled",
     "JobNotFound",
     "MergeError",
     "NotFoundError",
@@ -157,6 +159,10 @@ class JobNotFound(PipelineError, LookupError):
 
 class JobFailed(PipelineError):
     """A job ended in failure or was killed; ``reason`` is Pachyderm's reason text."""
+
+
+class JobKilled(PipelineError):
+    """The job was stopped or hit its ``job_timeout``: a runner ends it ``killed``."""
 
 
 class MergeError(DatumError):

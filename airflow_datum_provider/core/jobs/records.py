@@ -1,20 +1,9 @@
-"""Pipeline and job records, and where they live in the store.
+"""Pipeline and job records: what they hold and how they are read and written.
 
-::
-
-    meta/pipelines/<name>/pipeline.json               PipelineInfo (spec, salt, version)
-    meta/pipelines/<name>/jobs/<job>/job.json         JobInfo (rewritten atomically on change)
-    meta/pipelines/<name>/jobs/<job>/sets/<n>.json.gz one datum set: Datum dicts, one per line
-    meta/pipelines/<name>/jobs/<job>/skipped.json.gz  skipped datums (carried forward)
-    meta/pipelines/<name>/jobs/<job>/results/<n>/<datum>.json   per-datum checkpoint
-    meta/pipelines/<name>/jobs/<job>/logs/<datum>     the datum's stdout / stderr
-    meta/pipelines/<name>/jobs/<job>/index.gz         datum index: id, hash, state (after merge)
-    meta/pipelines/<name>/jobs/<job>/stop             stop request: its text is the reason
-    meta/pipelines/<name>/jobs/<job>/heartbeat        the runner's ``pid@host`` and last beat
-
-A job's id is its output commit's id (Pachyderm's global id): the output commit is opened when
-the job starts, so user code sees ``PACH_OUTPUT_COMMIT_ID`` and the job's id in one value.
-Records hold no local paths, so any machine with the store URL can continue a job.
+Where each record lives is in :mod:`~airflow_datum_provider.core.jobs._layout`. A job's id is
+its output commit's id (Pachyderm's global id): the output commit is opened when the job
+starts, so user code sees ``PACH_OUTPUT_COMMIT_ID`` and the job's id in one value. Records hold
+no local paths, so any machine with the store URL can continue a job.
 """
 
 from __future__ import annotations
@@ -30,6 +19,7 @@ from typing import Any
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import JobNotFound, PipelineNotFound
 from airflow_datum_provider.core.incremental import IndexRecord
+from airflow_datum_provider.core.jobs import _layout
 from airflow_datum_provider.core.spec import PipelineSpec
 from airflow_datum_provider.core.store import Store
 
@@ -39,6 +29,7 @@ __all__ = [
     "JobInfo",
     "JobRecords",
     "PipelineInfo",
+    "now",
 ]
 
 JOB_STATES = ("created", "running", "finishing", "success", "failure", "killed", "unrunnable")
@@ -46,6 +37,7 @@ TERMINAL_STATES = frozenset({"success", "failure", "killed", "unrunnable"})
 
 
 def now() -> str:
+    """The current UTC time as an ISO 8601 stamp with milliseconds (what records hold)."""
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
@@ -192,41 +184,32 @@ class JobRecords:
         self.store = store
         self.backend = store.backend
 
-    # -- keys ---------------------------------------------------------------------------
-
-    @staticmethod
-    def _pipeline_dir(name: str) -> str:
-        return f"meta/pipelines/{name}"
-
-    def _job_dir(self, pipeline: str, job: str) -> str:
-        return f"{self._pipeline_dir(pipeline)}/jobs/{job}"
-
     # -- pipelines ----------------------------------------------------------------------
 
     def save_pipeline(self, info: PipelineInfo) -> None:
-        key = f"{self._pipeline_dir(info.name)}/pipeline.json"
+        key = _layout.pipeline(info.name)
         self.backend.write(key, json.dumps(info.to_dict()).encode())
 
     def pipeline(self, name: str) -> PipelineInfo:
         try:
-            raw = json.loads(self.backend.read(f"{self._pipeline_dir(name)}/pipeline.json"))
+            raw = json.loads(self.backend.read(_layout.pipeline(name)))
         except FileNotFoundError:
             raise PipelineNotFound(f"pipeline {name!r} not found", pipeline=name) from None
         return PipelineInfo.from_dict(raw)
 
     def pipeline_exists(self, name: str) -> bool:
-        return self.backend.exists(f"{self._pipeline_dir(name)}/pipeline.json")
+        return self.backend.exists(_layout.pipeline(name))
 
     def pipelines(self) -> list[PipelineInfo]:
         return [
             self.pipeline(name)
-            for name in self.backend.list("meta/pipelines")
+            for name in self.backend.list(_layout.pipelines())
             if self.pipeline_exists(name)
         ]
 
     def delete_pipeline(self, name: str) -> None:
         self.pipeline(name)
-        self.backend.delete_tree(self._pipeline_dir(name))
+        self.backend.delete_tree(_layout.pipeline_dir(name))
 
     # -- jobs ---------------------------------------------------------------------------
 
@@ -234,7 +217,7 @@ class JobRecords:
         return uuid.uuid4().hex
 
     def save_job(self, job: JobInfo) -> None:
-        key = f"{self._job_dir(job.pipeline, job.id)}/job.json"
+        key = _layout.job(job.pipeline, job.id)
         self.backend.write(key, json.dumps(job.to_dict()).encode())
 
     def update_job(self, job: JobInfo, **changes: Any) -> JobInfo:
@@ -244,7 +227,7 @@ class JobRecords:
 
     def job(self, pipeline: str, job_id: str) -> JobInfo:
         try:
-            raw = json.loads(self.backend.read(f"{self._job_dir(pipeline, job_id)}/job.json"))
+            raw = json.loads(self.backend.read(_layout.job(pipeline, job_id)))
         except FileNotFoundError:
             raise JobNotFound(
                 f"job {job_id!r} of pipeline {pipeline!r} not found", job=job_id
@@ -253,18 +236,18 @@ class JobRecords:
 
     def find_job(self, job_id: str, pipeline: str | None = None) -> JobInfo:
         """A job by id, searching every pipeline when none is given."""
-        names = [pipeline] if pipeline else self.backend.list("meta/pipelines")
+        names = [pipeline] if pipeline else self.backend.list(_layout.pipelines())
         for name in names:
-            if self.backend.exists(f"{self._job_dir(name, job_id)}/job.json"):
+            if self.backend.exists(_layout.job(name, job_id)):
                 return self.job(name, job_id)
         raise JobNotFound(f"job {job_id!r} not found", job=job_id)
 
     def jobs(self, pipeline: str | None = None) -> list[JobInfo]:
         """Jobs newest first."""
-        names = [pipeline] if pipeline else self.backend.list("meta/pipelines")
+        names = [pipeline] if pipeline else self.backend.list(_layout.pipelines())
         result = []
         for name in names:
-            for job_id in self.backend.list(f"{self._pipeline_dir(name)}/jobs"):
+            for job_id in self.backend.list(_layout.jobs_dir(name)):
                 try:
                     result.append(self.job(name, job_id))
                 except JobNotFound:
@@ -274,23 +257,23 @@ class JobRecords:
     # -- datum sets, checkpoints, index -------------------------------------------------
 
     def write_set(self, job: JobInfo, number: int, datums: Iterable[Datum]) -> None:
-        key = f"{self._job_dir(job.pipeline, job.id)}/sets/{number:06d}.json.gz"
+        key = _layout.datum_set(job.pipeline, job.id, number)
         self.backend.write(key, _lines(d.to_dict() for d in datums))
 
     def read_set(self, job: JobInfo, number: int) -> list[Datum]:
-        key = f"{self._job_dir(job.pipeline, job.id)}/sets/{number:06d}.json.gz"
+        key = _layout.datum_set(job.pipeline, job.id, number)
         return [Datum.from_dict(raw) for raw in _unlines(self.backend.read(key))]
 
     def set_numbers(self, job: JobInfo) -> list[int]:
-        names = self.backend.list(f"{self._job_dir(job.pipeline, job.id)}/sets")
+        names = self.backend.list(_layout.sets_dir(job.pipeline, job.id))
         return sorted(int(n.split(".")[0]) for n in names)
 
     def write_skipped(self, job: JobInfo, datums: Iterable[Datum]) -> None:
-        key = f"{self._job_dir(job.pipeline, job.id)}/skipped.json.gz"
+        key = _layout.skipped(job.pipeline, job.id)
         self.backend.write(key, _lines(d.to_dict() for d in datums))
 
     def read_skipped(self, job: JobInfo) -> Iterator[Datum]:
-        key = f"{self._job_dir(job.pipeline, job.id)}/skipped.json.gz"
+        key = _layout.skipped(job.pipeline, job.id)
         try:
             data = self.backend.read(key)
         except FileNotFoundError:
@@ -299,10 +282,10 @@ class JobRecords:
             yield Datum.from_dict(raw)
 
     def _result_dir(self, job: JobInfo, number: int) -> str:
-        return f"{self._job_dir(job.pipeline, job.id)}/results/{number:06d}"
+        return _layout.results_dir(job.pipeline, job.id, number)
 
     def write_result(self, job: JobInfo, number: int, result: dict[str, Any]) -> None:
-        key = f"{self._result_dir(job, number)}/{result['datum_id']}.json"
+        key = _layout.result(job.pipeline, job.id, number, result["datum_id"])
         self.backend.write(key, json.dumps(result, separators=(",", ":")).encode())
 
     def results(self, job: JobInfo, number: int) -> dict[str, dict[str, Any]]:
@@ -320,26 +303,26 @@ class JobRecords:
                 yield number, result
 
     def write_log(self, job: JobInfo, datum_id: str, text: str) -> None:
-        key = f"{self._job_dir(job.pipeline, job.id)}/logs/{datum_id}"
+        key = _layout.log(job.pipeline, job.id, datum_id)
         self.backend.write(key, text.encode())
 
     def read_log(self, job: JobInfo, datum_id: str) -> str:
-        key = f"{self._job_dir(job.pipeline, job.id)}/logs/{datum_id}"
+        key = _layout.log(job.pipeline, job.id, datum_id)
         try:
             return self.backend.read(key).decode(errors="replace")
         except FileNotFoundError:
             return ""
 
     def log_ids(self, job: JobInfo) -> list[str]:
-        return self.backend.list(f"{self._job_dir(job.pipeline, job.id)}/logs")
+        return self.backend.list(_layout.logs_dir(job.pipeline, job.id))
 
     def write_index(self, job: JobInfo, records: Iterable[tuple[str, str, str]]) -> None:
         text = "".join(f"{i}\t{h}\t{s}\n" for i, h, s in sorted(records))
-        key = f"{self._job_dir(job.pipeline, job.id)}/index.gz"
+        key = _layout.index(job.pipeline, job.id)
         self.backend.write(key, gzip.compress(text.encode(), compresslevel=1, mtime=0))
 
     def read_index(self, job: JobInfo) -> dict[str, IndexRecord]:
-        key = f"{self._job_dir(job.pipeline, job.id)}/index.gz"
+        key = _layout.index(job.pipeline, job.id)
         index: dict[str, IndexRecord] = {}
         for line in gzip.decompress(self.backend.read(key)).decode().splitlines():
             ident, digest, state = line.split("\t")
@@ -348,9 +331,8 @@ class JobRecords:
 
     def clear_plan(self, job: JobInfo) -> None:
         """Drop a half-written plan (sets and skipped datums) before planning again."""
-        base = self._job_dir(job.pipeline, job.id)
-        self.backend.delete_tree(f"{base}/sets")
-        self.backend.delete(f"{base}/skipped.json.gz")
+        self.backend.delete_tree(_layout.sets_dir(job.pipeline, job.id))
+        self.backend.delete(_layout.skipped(job.pipeline, job.id))
 
     def has_index(self, job: JobInfo) -> bool:
-        return self.backend.exists(f"{self._job_dir(job.pipeline, job.id)}/index.gz")
+        return self.backend.exists(_layout.index(job.pipeline, job.id))

@@ -1,0 +1,122 @@
+"""How a job ends: its counters folded from the checkpoints, then success or failure."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import CommitFinishedError, DatumError
+from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
+from airflow_datum_provider.core.store import Entry, Store
+
+__all__ = ["Fold", "fail_job", "fold_results", "landed", "moved", "succeed_job"]
+
+
+def landed(store: Store, job: JobInfo) -> bool:
+    """Whether the job's output commit is finished (it landed before its runner died)."""
+    if not job.output_commit:
+        return False
+    try:
+        store.open_commit(job.output_repo, job.output_commit)
+    except CommitFinishedError:
+        return True
+    except DatumError:
+        return False
+    return False
+
+
+def moved(job: JobInfo, head: str | None) -> str:
+    """The reason of a job whose output branch moved since it started."""
+    return (
+        f"output branch {job.output_repo}@{job.output_branch} moved since the job started "
+        f"(from {job.base_commit or 'empty'} to {head or 'empty'})"
+    )
+
+
+@dataclass(slots=True)
+class Fold:
+    """The checkpointed results of a job, summed: what its record's counters say."""
+
+    totals: dict[str, int]
+    timings: dict[str, float]
+    sizes: dict[str, int]
+    failed: list[str]
+    outputs: list[Entry]
+    states: dict[str, str]
+
+    def counters(self) -> dict[str, Any]:
+        return {
+            "processed": self.totals["success"],
+            "failed": self.totals["failed"],
+            "recovered": self.totals["recovered"],
+            "failed_datums": tuple(sorted(self.failed)),
+            **self.timings,
+            **self.sizes,
+        }
+
+
+def fold_results(records: JobRecords, job: JobInfo) -> Fold:
+    """Sum every checkpointed result of the job."""
+    fold = Fold(
+        totals={"success": 0, "failed": 0, "recovered": 0},
+        timings={"download_time": 0.0, "process_time": 0.0, "upload_time": 0.0},
+        sizes={"download_bytes": 0, "upload_bytes": 0},
+        failed=[],
+        outputs=[],
+        states={},
+    )
+    for _, result in records.all_results(job):
+        state = result["state"]
+        fold.totals[state] = fold.totals.get(state, 0) + 1
+        fold.states[result["datum_id"]] = state
+        for key in fold.timings:
+            fold.timings[key] += float(result.get(key, 0.0))
+        for key in fold.sizes:
+            fold.sizes[key] += int(result.get(key, 0))
+        if state == "failed":
+            fold.failed.append(result["datum_id"])
+        elif state == "success":
+            fold.outputs.extend(
+                Entry(o["path"], o["hash"], o["size_bytes"], o["tag"])
+                for o in result.get("outputs", ())
+            )
+    return fold
+
+
+def succeed_job(
+    store: Store,
+    job: JobInfo,
+    skipped: list[Datum],
+    states: Mapping[str, str],
+    hashes: Mapping[str, str],
+    commit: str,
+) -> JobInfo:
+    """Write the job's datum index, then its record as ``success``."""
+    records = JobRecords(store)
+    index = [(d.id, d.hash, "success") for d in skipped]
+    index.extend((ident, hashes[ident], state) for ident, state in states.items())
+    records.write_index(job, index)
+    return records.update_job(job, state="success", reason="", finished=now(), output_commit=commit)
+
+
+def fail_job(
+    store: Store, job: JobInfo, reason: str, state: str = "failure", *, fold: bool = True
+) -> JobInfo:
+    """End a job ``state`` with its counters from the checkpoints, then drop its output commit.
+
+    The record is written first: a crash in between leaves only an orphaned open commit, which
+    the next ``start_job`` deletes (a job record that still said running / finishing with its
+    commit gone could never be settled).
+    """
+    records = JobRecords(store)
+    counters = fold_results(records, job).counters() if fold and job.planned else {}
+    commit = job.output_commit
+    job = records.update_job(
+        job, state=state, reason=reason, finished=now(), output_commit="", **counters
+    )
+    with contextlib.suppress(DatumError):
+        store.delete_commit(job.output_repo, commit)
+    return job

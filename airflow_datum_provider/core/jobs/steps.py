@@ -1,0 +1,415 @@
+"""The steps of a job after :func:`~airflow_datum_provider.core.jobs.lifecycle.start_job`.
+
+:func:`plan_job` lists the datums, skips unchanged ones and writes the datum sets, returning one
+:class:`SetRef` per set; :func:`run_set` runs one set (anywhere: inline, a pool worker, an
+Airflow mapped task, a pod through ``python -m airflow_datum_provider.worker run-set``) and
+returns its :class:`SetSummary`; :func:`finish_job` merges and lands. Everything they share
+goes through the store, so each step can run on another machine and be retried.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import shutil
+import tempfile
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from airflow_datum_provider.core._failpoints import failpoint
+from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import (
+    CommitFinishedError,
+    ConflictError,
+    JobKilled,
+    MergeError,
+    PipelineError,
+)
+from airflow_datum_provider.core.incremental import SKIP, IndexRecord, diff_datums
+from airflow_datum_provider.core.jobs.ending import (
+    fail_job,
+    fold_results,
+    moved,
+    succeed_job,
+)
+from airflow_datum_provider.core.jobs.liveness import heartbeat, stop_reason
+from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
+from airflow_datum_provider.core.merge import merge_outputs
+from airflow_datum_provider.core.plan import Planner
+from airflow_datum_provider.core.runtime.local import scratch_parent
+from airflow_datum_provider.core.sets import cut_sets
+from airflow_datum_provider.core.spec import PipelineSpec
+from airflow_datum_provider.core.store import Store
+
+__all__ = [
+    "JOB_TIMEOUT_REASON",
+    "PlanResult",
+    "SetRef",
+    "SetSummary",
+    "finish_job",
+    "plan_job",
+    "process_set",
+    "run_set",
+    "set_refs",
+]
+
+JOB_TIMEOUT_REASON = "job timed out"  # the worker's JOB_TIMEOUT_REASON, without importing it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetRef:
+    """One datum set of a planned job: what a mapped task or pod gets (JSON-safe via dicts).
+
+    ``datums`` is the number of datums in the set and ``bytes`` their summed input size.
+    """
+
+    pipeline: str
+    job: str
+    set: int
+    datums: int = 0
+    bytes: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "pipeline": self.pipeline,
+            "job": self.job,
+            "set": self.set,
+            "datums": self.datums,
+            "bytes": self.bytes,
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SetRef:
+        """Read a ref back; unknown keys are ignored (a newer writer may add some)."""
+        try:
+            return cls(
+                pipeline=str(raw["pipeline"]),
+                job=str(raw["job"]),
+                set=int(raw["set"]),
+                datums=int(raw.get("datums", 0)),
+                bytes=int(raw.get("bytes", 0)),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise PipelineError(
+                f"set ref {dict(raw)!r:.200}: needs pipeline, job and set ({exc!r})"
+            ) from None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PlanResult:
+    """What the plan step hands to the process steps: the job and one :class:`SetRef` a set."""
+
+    job: JobInfo
+    sets: tuple[SetRef, ...]
+
+    @property
+    def set_numbers(self) -> list[int]:
+        return [ref.set for ref in self.sets]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SetSummary:
+    """What one processed set reports back: counts per state and failed datum ids."""
+
+    set: int
+    pipeline: str = ""
+    job: str = ""
+    success: int = 0
+    failed: int = 0
+    recovered: int = 0
+    failed_datums: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "set": self.set,
+            "pipeline": self.pipeline,
+            "job": self.job,
+            "success": self.success,
+            "failed": self.failed,
+            "recovered": self.recovered,
+            "failed_datums": list(self.failed_datums),
+        }
+
+    @classmethod
+    def from_dict(cls, raw: Mapping[str, Any]) -> SetSummary:
+        """Read a summary back; unknown keys are ignored."""
+        return cls(
+            set=int(raw["set"]),
+            pipeline=str(raw.get("pipeline", "")),
+            job=str(raw.get("job", "")),
+            success=int(raw.get("success", 0)),
+            failed=int(raw.get("failed", 0)),
+            recovered=int(raw.get("recovered", 0)),
+            failed_datums=tuple(raw.get("failed_datums", ())),
+        )
+
+
+def _pins_of(job: JobInfo) -> dict[tuple[str, str], str | None]:
+    pins: dict[tuple[str, str], str | None] = {}
+    for item in job.inputs:
+        repo, _, rest = item.partition("@")
+        branch, _, commit = rest.partition("=")
+        pins[(repo, branch)] = commit or None
+    return pins
+
+
+def _base_index(store: Store, job: JobInfo) -> tuple[str, dict[str, IndexRecord] | None]:
+    """The index of the latest successful job: the one whose output commit is the base."""
+    records = JobRecords(store)
+    head: str | None = job.base_commit
+    if head is None:  # a record from before base_commit
+        try:
+            head = store.branch_head(job.output_repo, job.output_branch)
+        except LookupError:
+            return "", None
+    hops = 0
+    while head and hops < 64:
+        try:
+            base = records.job(job.pipeline, head)
+        except LookupError:
+            base = None
+        if base is not None and base.state == "success" and records.has_index(base):
+            return base.id, records.read_index(base)
+        head = store.inspect_commit(job.output_repo, head).parent
+        hops += 1
+    return "", None
+
+
+def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> PlanResult:
+    """List datums, skip unchanged ones, and write the datum sets of a job to the store."""
+    records = JobRecords(store)
+    heartbeat(store, job)
+    records.clear_plan(job)
+    job = records.update_job(job, state="running", started=job.started or now())
+    info = records.pipeline(job.pipeline)
+    spec = info.spec
+    base_id, base = _base_index(store, job)
+    planner = Planner(store, spec.input, _pins_of(job), salt=job.salt, pipeline=job.pipeline)
+    diff = diff_datums(planner, base, every_job=spec.reprocess_spec == "every_job")
+    to_process: list[Datum] = []
+    skipped: list[Datum] = []
+    for decision in diff:
+        (skipped if decision.action == SKIP else to_process).append(decision.datum)
+    records.write_skipped(job, skipped)
+    set_spec = spec.datum_set_spec
+    refs = []
+    for number, datums in enumerate(
+        cut_sets(
+            to_process,
+            total=len(to_process),
+            number=set_spec.number if set_spec else 0,
+            size_bytes=set_spec.size_bytes if set_spec else 0,
+            per_worker=set_spec.per_worker if set_spec else 0,
+            parallelism=spec.parallelism,
+            max_sets=max_sets,
+        )
+    ):
+        records.write_set(job, number, datums)
+        refs.append(
+            SetRef(
+                pipeline=job.pipeline,
+                job=job.id,
+                set=number,
+                datums=len(datums),
+                bytes=sum(d.size for d in datums),
+            )
+        )
+    job = records.update_job(
+        job,
+        total=len(to_process) + len(skipped),
+        skipped=len(skipped),
+        sets=len(refs),
+        base_job=base_id,
+        planned=True,
+    )
+    failpoint("after-plan")
+    return PlanResult(job=job, sets=tuple(refs))
+
+
+def set_refs(store: Store, job: JobInfo) -> tuple[SetRef, ...]:
+    """The refs of a planned job's sets, read back from the store (for a resume)."""
+    records = JobRecords(store)
+    refs = []
+    for number in records.set_numbers(job):
+        datums = records.read_set(job, number)
+        refs.append(
+            SetRef(
+                pipeline=job.pipeline,
+                job=job.id,
+                set=number,
+                datums=len(datums),
+                bytes=sum(d.size for d in datums),
+            )
+        )
+    return tuple(refs)
+
+
+def _deadline(job: JobInfo, spec: PipelineSpec) -> float | None:
+    """The job's ``job_timeout`` as a :func:`time.monotonic` instant (what the worker takes).
+
+    The job's start is a wall-clock stamp (it may come from another machine); it is turned
+    into this process's monotonic clock once, here.
+    """
+    if spec.job_timeout is None or not job.started:
+        return None
+    from datetime import datetime
+
+    started = datetime.fromisoformat(job.started).timestamp()
+    left = started + spec.job_timeout.total_seconds() - time.time()
+    return time.monotonic() + left
+
+
+def run_set(
+    store: Store, ref: SetRef, *, scratch_root: Path | None = None, verbose: bool = False
+) -> SetSummary:
+    """Run every datum of one set, checkpointing each result; resumes after finished datums.
+
+    The one entry point for every runtime. ``scratch_root`` is the folder datums run in (its
+    contents are deleted); by default a fresh folder under this machine's temp directory.
+    Raises :class:`~airflow_datum_provider.core.errors.JobKilled` when the job was stopped or
+    hit its ``job_timeout``.
+    """
+    job = JobRecords(store).job(ref.pipeline, ref.job)
+    return process_set(store, job, ref.set, scratch_root=scratch_root, verbose=verbose)
+
+
+def process_set(
+    store: Store,
+    job: JobInfo,
+    number: int,
+    *,
+    scratch_root: Path | None = None,
+    verbose: bool = False,
+) -> SetSummary:
+    """:func:`run_set` for a job record in hand and a set number."""
+    from airflow_datum_provider.core.worker import RunOptions, run_datum
+
+    records = JobRecords(store)
+    heartbeat(store, job)
+    spec = records.pipeline(job.pipeline).spec
+    options = RunOptions.from_spec(spec)
+    deadline = _deadline(job, spec)
+    done = records.results(job, number)
+    own_scratch = scratch_root is None
+    if scratch_root is None:
+        parent = scratch_parent(job)
+        parent.mkdir(parents=True, exist_ok=True)
+        root = Path(tempfile.mkdtemp(prefix=f"set{number:06d}-", dir=parent))
+    else:
+        root = scratch_root
+    counts = {"success": 0, "failed": 0, "recovered": 0}
+    failed: list[str] = []
+    try:
+        for datum in records.read_set(job, number):
+            result = done.get(datum.id)
+            if result is None:
+                stop = stop_reason(store, job)
+                if stop is not None:
+                    raise JobKilled(stop, job=job.id)
+                if deadline is not None and time.monotonic() >= deadline:
+                    raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+                log = io.StringIO()
+                outcome = run_datum(
+                    store,
+                    datum,
+                    options=options,
+                    job_id=job.id,
+                    output_commit_id=job.output_commit,
+                    pipeline=job.pipeline,
+                    scratch_root=root,
+                    log=log,
+                    verbose=verbose,
+                    deadline=deadline,
+                )
+                if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
+                    # Keep what the datum printed; no result, so it counts as not run.
+                    records.write_log(job, datum.id, log.getvalue())
+                    raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+                result = outcome.to_dict()
+                records.write_log(job, datum.id, log.getvalue())
+                records.write_result(job, number, result)
+                heartbeat(store, job, force=False)
+                failpoint("after-datum")
+            state = result["state"]
+            counts[state] = counts.get(state, 0) + 1
+            if state == "failed":
+                failed.append(datum.id)
+    finally:
+        if own_scratch:
+            shutil.rmtree(root, ignore_errors=True)
+            with contextlib.suppress(OSError):
+                root.parent.rmdir()  # the job's folder, once no other set uses it
+    return SetSummary(
+        set=number,
+        pipeline=job.pipeline,
+        job=job.id,
+        success=counts["success"],
+        failed=counts["failed"],
+        recovered=counts["recovered"],
+        failed_datums=tuple(failed),
+    )
+
+
+def finish_job(store: Store, job: JobInfo) -> JobInfo:
+    """Merge every datum's outputs into the output commit and finish the job.
+
+    A failed datum or an output collision fails the job (the output branch does not move); the
+    job and datum records stay for inspection.
+    """
+    records = JobRecords(store)
+    stored = records.job(job.pipeline, job.id)
+    if stored.done:  # superseded or stopped meanwhile, or finished by an earlier try
+        return stored
+    heartbeat(store, job)
+    job = records.update_job(job, state="finishing")
+    fold = fold_results(records, job)
+    job = records.update_job(job, **fold.counters())
+    states, outputs, failed = fold.states, fold.outputs, fold.failed
+    hashes = {d.id: d.hash for n in records.set_numbers(job) for d in records.read_set(job, n)}
+    if len(states) < len(hashes):
+        raise PipelineError(
+            f"job {job.id}: {len(hashes) - len(states)} datums have not run yet", job=job.id
+        )
+    if failed:
+        return fail_job(store, job, f"datum {failed[0]} failed", fold=False)
+    skipped = list(records.read_skipped(job))
+    keep = {d.id for d in skipped}
+    try:
+        output = store.open_commit(job.output_repo, job.output_commit)
+    except CommitFinishedError:
+        output = None
+    if output is None:
+        # The commit landed before a crash: only the records are left to finish.
+        info = store.inspect_commit(job.output_repo, job.output_commit)
+        return succeed_job(store, job, skipped, states, hashes, info.id)
+    head = store.branch_head(job.output_repo, job.output_branch)
+    base = head if job.base_commit is None else job.base_commit
+    if (head or "") != (base or ""):
+        return fail_job(store, job, moved(job, head), fold=False)
+    parent = store.walk(job.output_repo, base) if base else iter(())
+    dropped, merged = merge_outputs(parent, keep, outputs)
+    try:
+        for _ in merged:  # consuming the stream checks every collision
+            pass
+    except MergeError as exc:
+        return fail_job(store, job, str(exc), fold=False)
+    for path in dropped:
+        output.delete(path)
+    for entry in outputs:
+        output.put_entry(entry)
+    output.flush()
+    failpoint("before-land")
+    try:
+        output.finish(expected_parent=base or None)
+    except ConflictError:
+        return fail_job(
+            store,
+            job,
+            moved(job, store.branch_head(job.output_repo, job.output_branch)),
+            fold=False,
+        )
+    failpoint("after-land")
+    return succeed_job(store, job, skipped, states, hashes, job.output_commit)

@@ -1,0 +1,126 @@
+"""Pipelines: create, update and delete them, and what the local runner makes of their specs."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from airflow_datum_provider.core.errors import PipelineError, SpecError
+from airflow_datum_provider.core.jobs.records import JobRecords, PipelineInfo, now
+from airflow_datum_provider.core.spec import CronInput, PipelineSpec, iter_leaves
+from airflow_datum_provider.core.store import Store
+from airflow_datum_provider.core.store.paths import check_name
+
+__all__ = [
+    "check_local_runner",
+    "create_pipeline",
+    "delete_pipeline",
+    "local_runner_warnings",
+]
+
+
+def create_pipeline(
+    store: Store, spec: PipelineSpec, *, update: bool = False, reprocess: bool = False
+) -> PipelineInfo:
+    """Create (or, with ``update``, replace) a pipeline and its output repo.
+
+    An update keeps the salt, so unchanged datums are still skipped, unless ``reprocess``.
+    """
+    records = JobRecords(store)
+    check_name(spec.name, "pipeline")
+    exists = records.pipeline_exists(spec.name)
+    if exists and not update:
+        raise PipelineError(
+            f"pipeline {spec.name!r} already exists; use update pipeline", pipeline=spec.name
+        )
+    if update and not exists:
+        raise PipelineError(f"pipeline {spec.name!r} not found", pipeline=spec.name)
+    stamp = now()
+    if exists:
+        old = records.pipeline(spec.name)
+        salt = spec.salt or (uuid.uuid4().hex if reprocess else old.salt)
+        info = replace(old, spec=spec, salt=salt, version=old.version + 1, updated=stamp)
+    else:
+        for leaf_repo in _input_repos(spec):
+            if not store.repo_exists(leaf_repo):
+                raise SpecError(f"repo {leaf_repo!r} not found", field="input")
+        store.create_repo(
+            spec.name, description=f"Output repo for pipeline {spec.name}.", exist_ok=True
+        )
+        info = PipelineInfo(
+            name=spec.name,
+            spec=spec,
+            salt=spec.salt or uuid.uuid4().hex,
+            created=stamp,
+            updated=stamp,
+        )
+    if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
+        store.create_branch(spec.name, spec.output_branch)
+    records.save_pipeline(info)
+    return info
+
+
+_KUBERNETES_ONLY = (
+    "transform.image",
+    "resource_requests",
+    "resource_limits",
+    "pod_spec",
+    "pod_patch",
+)
+_NOT_LOCAL_YET = ("transform.datum_batching", "transform.user", "transform.secrets")
+
+
+def _set_fields(spec: PipelineSpec, names: tuple[str, ...]) -> list[str]:
+    found = []
+    for name in names:
+        obj: Any = spec
+        for part in name.split("."):
+            obj = getattr(obj, part)
+        if obj:
+            found.append(name)
+    return found
+
+
+def local_runner_warnings(spec: PipelineSpec) -> list[str]:
+    """What ``create pipeline`` says about fields the local runner does not use.
+
+    ``transform.image``, ``resource_*`` and ``pod_*`` are for the Kubernetes runner and are
+    ignored locally; ``datum_batching``, ``user`` and ``secrets`` change what user code sees,
+    so the local runner refuses them (:func:`check_local_runner`) rather than ignore them.
+    """
+    messages = []
+    ignored = _set_fields(spec, _KUBERNETES_ONLY)
+    if ignored:
+        messages.append(
+            f"{', '.join(ignored)}: used only by the Kubernetes runner; ignored when running "
+            "locally"
+        )
+    refused = _set_fields(spec, _NOT_LOCAL_YET)
+    if refused:
+        messages.append(
+            f"{', '.join(refused)}: not supported by the local runner yet; "
+            "`run pipeline` will refuse this pipeline"
+        )
+    return messages
+
+
+def check_local_runner(spec: PipelineSpec) -> None:
+    """Refuse a spec whose behaviour the local runner would silently get wrong."""
+    refused = _set_fields(spec, _NOT_LOCAL_YET)
+    if refused:
+        raise PipelineError(
+            f"{', '.join(refused)}: not supported by the local runner yet", pipeline=spec.name
+        )
+
+
+def _input_repos(spec: PipelineSpec) -> list[str]:
+    return [leaf.repo for leaf in iter_leaves(spec.input) if not isinstance(leaf, CronInput)]
+
+
+def delete_pipeline(store: Store, name: str, *, keep_repo: bool = False) -> None:
+    """Delete a pipeline, its jobs and (unless ``keep_repo``) its output repo."""
+    records = JobRecords(store)
+    records.delete_pipeline(name)
+    if not keep_repo and store.repo_exists(name):
+        store.delete_repo(name)

@@ -1,0 +1,182 @@
+"""Running sets on this machine: set executors (pools) and clean-up after dead runners.
+
+A **set executor** runs :func:`~airflow_datum_provider.core.jobs.steps.run_set` over datum sets
+and yields each set's :class:`~airflow_datum_provider.core.jobs.steps.SetSummary` as it ends.
+:func:`set_executor` is the one factory:
+
+* ``inline``: one set after another in this process (the default, and the only kind under
+  which a Python transform's ``datum_timeout`` can interrupt it with ``SIGALRM``);
+* ``thread``: ``workers`` threads of this process sharing one store object;
+* ``process``: ``workers`` spawned processes, each opening the store by URL (so the store
+  must be reachable by URL: not a ``memory://`` store of this process).
+
+The first set that raises ends the iteration with its exception once the sets already
+started have ended (nothing half-runs: a set is the unit of work and of retry).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import multiprocessing
+import shutil
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal, get_args
+
+from airflow_datum_provider.core.errors import PipelineError
+
+if TYPE_CHECKING:
+    from airflow_datum_provider.core.jobs.records import JobInfo
+    from airflow_datum_provider.core.jobs.steps import SetRef, SetSummary
+    from airflow_datum_provider.core.store import Store
+
+__all__ = [
+    "ExecutorKind",
+    "SetExecutor",
+    "clean_up_after_runner",
+    "scratch_parent",
+    "set_executor",
+]
+
+ExecutorKind = Literal["inline", "thread", "process"]
+EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
+
+
+def scratch_parent(job: JobInfo) -> Path:
+    """The job's scratch folder on this machine: ``<tmp>/datum-<job id>/set<n>-<random>/``."""
+    return Path(tempfile.gettempdir()) / f"datum-{job.id}"
+
+
+def clean_up_after_runner(job: JobInfo) -> None:
+    """Kill what a dead runner of the job left running on this machine; drop its scratch.
+
+    A runner SIGKILLed mid-datum leaves the datum's command running (its own session) and its
+    scratch folder behind. Only this machine is cleaned: other machines' leftovers stay.
+    """
+    from airflow_datum_provider.core.worker._process import kill_job_processes
+
+    kill_job_processes(job.id)
+    shutil.rmtree(scratch_parent(job), ignore_errors=True)
+
+
+class SetExecutor:
+    """Runs sets and yields their summaries; use as a context manager (see the module doc)."""
+
+    kind: ExecutorKind = "inline"
+
+    def __init__(self, store: Store, *, verbose: bool = False) -> None:
+        self.store = store
+        self.verbose = verbose
+
+    def map(self, refs: Sequence[SetRef]) -> Iterator[SetSummary]:
+        """Run every set of ``refs``; yield each summary as its set ends."""
+        from airflow_datum_provider.core.jobs.steps import run_set
+
+        for ref in refs:
+            yield run_set(self.store, ref, verbose=self.verbose)
+
+    def close(self) -> None:
+        """Release the executor's workers (waits for running sets)."""
+
+    def __enter__(self) -> SetExecutor:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class _PoolExecutor(SetExecutor):
+    def __init__(self, store: Store, pool: concurrent.futures.Executor, *, verbose: bool) -> None:
+        super().__init__(store, verbose=verbose)
+        self.pool = pool
+
+    def _submit(self, ref: SetRef) -> concurrent.futures.Future[SetSummary]:
+        raise NotImplementedError
+
+    def map(self, refs: Sequence[SetRef]) -> Iterator[SetSummary]:
+        futures = [self._submit(ref) for ref in refs]
+        for future in concurrent.futures.as_completed(futures):
+            yield future.result()
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=True)
+
+
+class _ThreadExecutor(_PoolExecutor):
+    kind: ExecutorKind = "thread"
+
+    def _submit(self, ref: SetRef) -> concurrent.futures.Future[SetSummary]:
+        from airflow_datum_provider.core.jobs.steps import run_set
+
+        return self.pool.submit(run_set, self.store, ref, verbose=self.verbose)
+
+
+def _run_set_in_child(
+    url: str, options: Mapping[str, Any], ref: dict[str, Any], verbose: bool
+) -> dict[str, Any]:
+    from airflow_datum_provider.core.jobs.steps import SetRef, run_set
+    from airflow_datum_provider.core.store import Store
+
+    store = Store.open(url, storage_options=options)
+    return run_set(store, SetRef.from_dict(ref), verbose=verbose).to_dict()
+
+
+class _ProcessExecutor(_PoolExecutor):
+    kind: ExecutorKind = "process"
+
+    def __init__(
+        self,
+        store: Store,
+        pool: concurrent.futures.Executor,
+        *,
+        verbose: bool,
+        storage_options: Mapping[str, Any] | None,
+    ) -> None:
+        super().__init__(store, pool, verbose=verbose)
+        self.options = dict(storage_options or {})
+
+    def map(self, refs: Sequence[SetRef]) -> Iterator[SetSummary]:
+        from airflow_datum_provider.core.jobs.steps import SetSummary
+
+        futures = [
+            self.pool.submit(
+                _run_set_in_child, self.store.url, self.options, ref.to_dict(), self.verbose
+            )
+            for ref in refs
+        ]
+        for future in concurrent.futures.as_completed(futures):
+            yield SetSummary.from_dict(future.result())
+
+
+def set_executor(
+    kind: str,
+    store: Store,
+    *,
+    workers: int = 1,
+    storage_options: Mapping[str, Any] | None = None,
+    verbose: bool = False,
+) -> SetExecutor:
+    """The set executor of ``kind`` (``inline``, ``thread`` or ``process``) with ``workers``."""
+    if kind not in EXECUTOR_KINDS:
+        raise PipelineError(
+            f"executor: {kind!r} is not a set executor; use one of {', '.join(EXECUTOR_KINDS)}"
+        )
+    if workers < 1:
+        raise PipelineError(f"executor workers: {workers} is not allowed; use 1 or more")
+    if kind == "inline":
+        return SetExecutor(store, verbose=verbose)
+    if kind == "thread":
+        threads = concurrent.futures.ThreadPoolExecutor(
+            max_workers=workers, thread_name_prefix="datum-set"
+        )
+        return _ThreadExecutor(store, threads, verbose=verbose)
+    ctx = multiprocessing.get_context("spawn")
+    processes = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    return _ProcessExecutor(store, processes, verbose=verbose, storage_options=storage_options)
