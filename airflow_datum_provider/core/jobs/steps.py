@@ -285,13 +285,16 @@ def process_set(
     verbose: bool = False,
 ) -> SetSummary:
     """:func:`run_set` for a job record in hand and a set number."""
-    from airflow_datum_provider.core.worker import RunOptions, run_datum
+    from airflow_datum_provider.core.worker import JobContext, RunOptions, run_datum
 
     records = JobRecords(store)
     heartbeat(store, job)
     spec = records.pipeline(job.pipeline).spec
     options = RunOptions.from_spec(spec)
     deadline = _deadline(job, spec)
+    context = JobContext(
+        job_id=job.id, output_commit=job.output_commit, pipeline=job.pipeline, deadline=deadline
+    )
     done = records.results(job, number)
     own_scratch = scratch_root is None
     if scratch_root is None:
@@ -316,13 +319,10 @@ def process_set(
                     store,
                     datum,
                     options=options,
-                    job_id=job.id,
-                    output_commit_id=job.output_commit,
-                    pipeline=job.pipeline,
+                    job=context,
                     scratch_root=root,
                     log=log,
                     verbose=verbose,
-                    deadline=deadline,
                 )
                 if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
                     # Keep what the datum printed; no result, so it counts as not run.

@@ -1,6 +1,8 @@
 """The datum worker: run one datum's user code against a scratch ``/pfs`` and collect outputs.
 
-Entry point: :func:`run_datum` with a :class:`RunOptions` (``RunOptions.from_spec(spec)``).
+Entry point: :func:`run_datum` with a :class:`RunOptions` (``RunOptions.from_spec(spec)``) and a
+:class:`JobContext`. The attempt policy is in :mod:`.policy`, the runtimes that run each attempt
+(and the interface a new runtime implements) in :mod:`.runtime`.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from airflow_datum_provider.core.worker.runner import (
     DatumContext,
     DatumResult,
     DatumState,
+    JobContext,
     run_datum,
 )
 
@@ -21,6 +24,7 @@ __all__ = [
     "DatumContext",
     "DatumResult",
     "DatumState",
+    "JobContext",
     "OutputRejected",
     "PythonTransform",
     "RunOptions",

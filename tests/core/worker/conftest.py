@@ -14,6 +14,7 @@ from airflow_datum_provider.core.datum import Datum, DatumInput
 from airflow_datum_provider.core.store.store import Store
 from airflow_datum_provider.core.worker import (
     DatumResult,
+    JobContext,
     RunOptions,
     pfs_namespace_available,
     run_datum,
@@ -68,13 +69,12 @@ class World:
             self.store,
             datum,
             options=RunOptions(**kw),
-            job_id="job1",
-            output_commit_id="outcommit1",
-            pipeline="pipe",
+            job=JobContext(
+                job_id="job1", output_commit="outcommit1", pipeline="pipe", deadline=deadline
+            ),
             scratch_root=self.scratch,
             log=log,
             verbose=verbose,
-            deadline=deadline,
         )
 
     def read(self, result: DatumResult) -> dict[str, bytes]:

@@ -303,7 +303,8 @@ def test_failed_attempt_output_is_discarded(world: World) -> None:
     assert world.read(result) == {"/good.txt": b"good\n"}
 
 
-def test_err_cmd_success_recovers(world: World) -> None:
+def test_err_cmd_success_recovers_only_after_every_attempt_failed(world: World) -> None:
+    """Pachyderm: the user code gets all its tries; err_cmd runs after each failed one."""
     counter = world.tmp / "count"
     log = io.StringIO()
     result = world.run(
@@ -312,12 +313,42 @@ def test_err_cmd_success_recovers(world: World) -> None:
         cmd=("sh", "-c", f'echo x >> "{counter}"; echo out > "$PFS_ROOT/out/o"; exit 2'),
         err_cmd=("sh",),
         err_stdin=('test -f "$in" || exit 9', "echo recovering-$PACH_DATUM_ID"),
+        datum_tries=5,
+    )
+    assert (result.state, result.reason, result.attempts) == ("recovered", "exit status 2", 5)
+    assert result.outputs == ()
+    assert counter.read_text() == "x\n" * 5
+    assert log.getvalue().count(f"recovering-{result.datum_id}") == 5
+
+
+def test_a_later_success_beats_an_earlier_recovery(world: World) -> None:
+    counter = world.tmp / "count"
+    script = (
+        f'echo x >> "{counter}"; [ "$(wc -l < "{counter}")" -ge 3 ] || exit 4; '
+        'echo good > "$PFS_ROOT/out/good.txt"'
+    )
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=("sh", "-c", script),
+        err_cmd=("true",),
         datum_tries=3,
     )
-    assert (result.state, result.reason, result.attempts) == ("recovered", "exit status 2", 1)
-    assert result.outputs == ()
-    assert counter.read_text() == "x\n"  # recovery stops the retries
-    assert f"recovering-{result.datum_id}" in log.getvalue()
+    assert (result.state, result.reason, result.attempts) == ("success", "", 3)
+    assert world.read(result) == {"/good.txt": b"good\n"}
+
+
+def test_a_recovery_sticks_when_a_later_err_cmd_fails(world: World) -> None:
+    """Pachyderm's quirk (DESIGN §5.1): recovered once, every attempt failed → recovered."""
+    counter = world.tmp / "err"
+    err = f'echo x >> "{counter}"; [ "$(wc -l < "{counter}")" -eq 1 ]'
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=("sh", "-c", "exit 7"),
+        err_cmd=("sh", "-c", err),
+        datum_tries=3,
+    )
+    assert (result.state, result.reason, result.attempts) == ("recovered", "exit status 7", 3)
+    assert counter.read_text() == "x\n" * 3
 
 
 def test_err_cmd_failure_keeps_retrying(world: World) -> None:
