@@ -72,16 +72,17 @@ def run_pipeline(
     failure / killed; this function returns the final record either way.
     """
     records = JobRecords(store)
-    check_local_runner(records.pipeline(pipeline).spec)
     if resume:
         job = records.job(pipeline, resume)
         if job.state == "success":
             return job
+        check_local_runner(records.job_pipeline(job).spec)
         check_resumable(store, job)
         clean_up_after_runner(job)
         job = records.update_job(job, restarts=job.restarts + 1)
         refs = plan_job(store, job).sets if not job.planned else set_refs(store, job)
     else:
+        check_local_runner(records.pipeline(pipeline).spec)
         job = start_job(store, pipeline)
         refs = plan_job(store, job).sets
     workers = parallelism or 1

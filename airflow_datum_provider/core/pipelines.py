@@ -2,11 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import uuid
 from dataclasses import replace
 from typing import Any
 
-from airflow_datum_provider.core.errors import PipelineError, SpecError
+from airflow_datum_provider.core.errors import (
+    AlreadyExistsError,
+    ConflictError,
+    PipelineError,
+    PipelineNotFound,
+    SpecError,
+)
 from airflow_datum_provider.core.jobs.records import JobRecords, PipelineInfo, now
 from airflow_datum_provider.core.spec import CronInput, PipelineSpec, iter_leaves
 from airflow_datum_provider.core.store import Store
@@ -20,45 +27,62 @@ __all__ = [
 ]
 
 
+_UPDATE_TRIES = 50
+
+
 def create_pipeline(
     store: Store, spec: PipelineSpec, *, update: bool = False, reprocess: bool = False
 ) -> PipelineInfo:
     """Create (or, with ``update``, replace) a pipeline and its output repo.
 
     An update keeps the salt, so unchanged datums are still skipped, unless ``reprocess``.
+    Every create or update writes a new immutable version (a compare-and-swap on its number):
+    of concurrent creates of one name exactly one wins and the others get "already exists";
+    concurrent updates are each applied, one after another, none lost. Jobs run the version
+    they were created under.
     """
     records = JobRecords(store)
     check_name(spec.name, "pipeline")
-    exists = records.pipeline_exists(spec.name)
-    if exists and not update:
-        raise PipelineError(
-            f"pipeline {spec.name!r} already exists; use update pipeline", pipeline=spec.name
-        )
-    if update and not exists:
-        raise PipelineError(f"pipeline {spec.name!r} not found", pipeline=spec.name)
-    stamp = now()
-    if exists:
-        old = records.pipeline(spec.name)
-        salt = spec.salt or (uuid.uuid4().hex if reprocess else old.salt)
-        info = replace(old, spec=spec, salt=salt, version=old.version + 1, updated=stamp)
-    else:
-        for leaf_repo in _input_repos(spec):
-            if not store.repo_exists(leaf_repo):
-                raise SpecError(f"repo {leaf_repo!r} not found", field="input")
-        store.create_repo(
-            spec.name, description=f"Output repo for pipeline {spec.name}.", exist_ok=True
-        )
-        info = PipelineInfo(
-            name=spec.name,
-            spec=spec,
-            salt=spec.salt or uuid.uuid4().hex,
-            created=stamp,
-            updated=stamp,
-        )
-    if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
-        store.create_branch(spec.name, spec.output_branch)
-    records.save_pipeline(info)
-    return info
+    for _ in range(_UPDATE_TRIES):
+        exists = records.pipeline_exists(spec.name)
+        if exists and not update:
+            raise _already_exists(spec.name)
+        if update and not exists:
+            raise PipelineNotFound(f"pipeline {spec.name!r} not found", pipeline=spec.name)
+        stamp = now()
+        if exists:
+            old = records.pipeline(spec.name)
+            salt = spec.salt or (uuid.uuid4().hex if reprocess else old.salt)
+            info = replace(old, spec=spec, salt=salt, version=old.version + 1, updated=stamp)
+        else:
+            for leaf_repo in _input_repos(spec):
+                if not store.repo_exists(leaf_repo):
+                    raise SpecError(f"repo {leaf_repo!r} not found", field="input")
+            store.create_repo(
+                spec.name, description=f"Output repo for pipeline {spec.name}.", exist_ok=True
+            )
+            info = PipelineInfo(
+                name=spec.name,
+                spec=spec,
+                salt=spec.salt or uuid.uuid4().hex,
+                created=stamp,
+                updated=stamp,
+            )
+        if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
+            with contextlib.suppress(AlreadyExistsError):  # a concurrent create made it
+                store.create_branch(spec.name, spec.output_branch)
+        if records.add_pipeline_version(info):
+            return info
+        if not update:
+            raise _already_exists(spec.name)
+    raise ConflictError(
+        f"pipeline {spec.name!r}: {_UPDATE_TRIES} concurrent updates won over this one; retry",
+        pipeline=spec.name,
+    )
+
+
+def _already_exists(name: str) -> PipelineError:
+    return PipelineError(f"pipeline {name!r} already exists; use update pipeline", pipeline=name)
 
 
 _KUBERNETES_ONLY = (

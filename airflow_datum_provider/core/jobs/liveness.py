@@ -77,7 +77,7 @@ def runner_alive(store: Store, job: JobInfo) -> bool:
             return False
         except PermissionError:
             pass
-    spec = JobRecords(store).pipeline(job.pipeline).spec
+    spec = JobRecords(store).job_pipeline(job).spec
     return time.time() - float(beat.get("time", 0)) <= stale_after(spec)
 
 

@@ -186,19 +186,50 @@ class JobRecords:
 
     # -- pipelines ----------------------------------------------------------------------
 
-    def save_pipeline(self, info: PipelineInfo) -> None:
-        key = _layout.pipeline(info.name)
-        self.backend.write(key, json.dumps(info.to_dict()).encode())
+    def add_pipeline_version(self, info: PipelineInfo) -> bool:
+        """Write version ``info.version`` of a pipeline unless it exists (a compare-and-swap).
+
+        Versions are immutable: a job reads its own (:meth:`pipeline_version`) in every step.
+        ``pipeline.json`` then mirrors the newest version for readers of older releases.
+        Returns ``False`` when another writer created that version first.
+        """
+        data = json.dumps(info.to_dict()).encode()
+        if not self.backend.create(_layout.version(info.name, info.version), data):
+            return False
+        self.backend.write(_layout.pipeline(info.name), data)
+        return True
+
+    def _versions(self, name: str) -> list[int]:
+        names = self.backend.list(_layout.versions_dir(name))
+        return sorted(int(n[:-5]) for n in names if n.endswith(".json") and n[:-5].isdigit())
 
     def pipeline(self, name: str) -> PipelineInfo:
+        """The pipeline's newest version."""
+        versions = self._versions(name)
+        key = _layout.version(name, versions[-1]) if versions else _layout.pipeline(name)
         try:
-            raw = json.loads(self.backend.read(_layout.pipeline(name)))
+            raw = json.loads(self.backend.read(key))
         except FileNotFoundError:
             raise PipelineNotFound(f"pipeline {name!r} not found", pipeline=name) from None
         return PipelineInfo.from_dict(raw)
 
+    def pipeline_version(self, name: str, version: int) -> PipelineInfo:
+        """Version ``version`` of a pipeline: what a job created under it runs.
+
+        A store written before versions were kept has only ``pipeline.json``: that is read.
+        """
+        try:
+            raw = json.loads(self.backend.read(_layout.version(name, version)))
+        except FileNotFoundError:
+            return self.pipeline(name)
+        return PipelineInfo.from_dict(raw)
+
+    def job_pipeline(self, job: JobInfo) -> PipelineInfo:
+        """The pipeline version the job was created under."""
+        return self.pipeline_version(job.pipeline, job.pipeline_version)
+
     def pipeline_exists(self, name: str) -> bool:
-        return self.backend.exists(_layout.pipeline(name))
+        return self.backend.exists(_layout.pipeline(name)) or bool(self._versions(name))
 
     def pipelines(self) -> list[PipelineInfo]:
         return [

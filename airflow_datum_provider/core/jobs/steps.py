@@ -184,8 +184,7 @@ def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> Plan
     heartbeat(store, job)
     records.clear_plan(job)
     job = records.update_job(job, state="running", started=job.started or now())
-    info = records.pipeline(job.pipeline)
-    spec = info.spec
+    spec = records.job_pipeline(job).spec
     base_id, base = _base_index(store, job)
     planner = Planner(store, spec.input, _pins_of(job), salt=job.salt, pipeline=job.pipeline)
     diff = diff_datums(planner, base, every_job=spec.reprocess_spec == "every_job")
@@ -289,7 +288,7 @@ def process_set(
 
     records = JobRecords(store)
     heartbeat(store, job)
-    spec = records.pipeline(job.pipeline).spec
+    spec = records.job_pipeline(job).spec
     options = RunOptions.from_spec(spec)
     deadline = _deadline(job, spec)
     context = JobContext(
