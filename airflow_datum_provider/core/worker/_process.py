@@ -5,6 +5,7 @@ from __future__ import annotations
 import codecs
 import io
 import os
+import secrets
 import signal
 import subprocess
 import sys
@@ -12,7 +13,18 @@ import threading
 from collections.abc import Mapping, Sequence
 from typing import IO, NamedTuple
 
-__all__ = ["Exit", "LogSink", "SinkWriter", "kill_job_processes", "run_command"]
+__all__ = [
+    "RUN_MARKER_ENV",
+    "Exit",
+    "LogSink",
+    "SinkWriter",
+    "kill_job_processes",
+    "kill_marked",
+    "run_command",
+]
+
+RUN_MARKER_ENV = "DATUM_WORKER_RUN"
+"""Set to a fresh token in every command's environment: what finds the command's escapees."""
 
 _TAIL = 4096
 _READ = 1 << 16
@@ -127,15 +139,21 @@ def run_command(
     """Run ``argv`` in a new session; SIGKILL its whole group on timeout and once it exits.
 
     Killing the group after a normal exit too stops background children from outliving the
-    datum (they would write into the next datum's scratch, and hold the log pipe open).
+    datum (they would write into the next datum's scratch, and hold the log pipe open). A
+    child that left the group (``setsid cmd &``, a double fork) is found by the token the
+    command's environment carries in ``$DATUM_WORKER_RUN`` and killed too
+    (:func:`kill_marked`), before the caller reads ``out/`` or lays out the next datum.
     """
+    token = secrets.token_hex(16)
+    child_env = dict(env)
+    child_env[RUN_MARKER_ENV] = token
     try:
         proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.PIPE if stdin_lines else subprocess.DEVNULL,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
-            env=dict(env),
+            env=child_env,
             cwd=cwd,
             start_new_session=True,
             close_fds=True,
@@ -168,7 +186,8 @@ def run_command(
             timer.cancel()
         _kill_group(proc.pid)
         proc.wait()
-        # An escaped grandchild (its own setsid) could hold the pipe: do not wait for it.
+        kill_marked(RUN_MARKER_ENV, token)
+        # An escapee that rewrote its environment could still hold the pipe: do not wait.
         pump.join(timeout=2)
         if feeder is not None:
             feeder.join(timeout=1)
@@ -181,27 +200,47 @@ def kill_job_processes(job_id: str) -> int:
 
     What a runner killed mid-datum leaves behind: the datum's command runs in its own session,
     so it outlives the runner. Called when a job is resumed, superseded or stopped after its
-    runner died. Reads ``/proc`` (Linux; elsewhere nothing is done), skips processes it cannot
-    read, and returns how many it killed. User code that rewrote its environment is missed.
+    runner died. See :func:`kill_marked`.
+    """
+    return kill_marked("PACH_JOB_ID", job_id)
+
+
+_ROUNDS = 50
+
+
+def kill_marked(key: str, value: str) -> int:
+    """SIGKILL this machine's processes whose environment has ``<key>=<value>``; the count.
+
+    Scans ``/proc`` again after each round that killed something, so a process that forked
+    while the scan ran is found too (at most 50 rounds: a fork bomb outruns any scan). Reads
+    ``/proc`` (Linux; elsewhere nothing is done) and skips processes it cannot read; user code
+    that rewrote its environment is missed.
     """
     proc = "/proc"
     if not os.path.isdir(proc):  # pragma: no cover - not Linux
         return 0
-    needle = f"PACH_JOB_ID={job_id}".encode()
+    needle = f"{key}={value}".encode()
     own = os.getpid()
-    killed = 0
-    for name in os.listdir(proc):
-        if not name.isdigit() or int(name) == own:
-            continue
-        try:
-            with open(f"{proc}/{name}/environ", "rb") as fh:
-                environ = fh.read()
-        except OSError:
-            continue
-        if needle in environ.split(b"\0"):
+    killed: set[int] = set()
+    for _ in range(_ROUNDS):
+        found = 0
+        for name in os.listdir(proc):
+            if not name.isdigit() or int(name) == own:
+                continue
             try:
-                os.kill(int(name), signal.SIGKILL)
-                killed += 1
+                with open(f"{proc}/{name}/environ", "rb") as fh:
+                    environ = fh.read()
             except OSError:
-                pass
-    return killed
+                continue
+            if needle in environ.split(b"\0"):
+                pid = int(name)
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    continue
+                if pid not in killed:  # one still dying is seen again: not a new one
+                    killed.add(pid)
+                    found += 1
+        if not found:
+            break
+    return len(killed)

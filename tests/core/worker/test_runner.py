@@ -390,12 +390,19 @@ def test_accept_return_code_applies_to_cmd_and_err_cmd(world: World) -> None:
     assert (recovered.state, recovered.reason) == ("recovered", "exit status 5")
 
 
+def _background(pidfile: Path) -> str:
+    """Start ``sleep 30`` in the background; its pid as this machine sees it (even in a pid ns)."""
+    child = f'read pid rest < /proc/self/stat; echo $pid > "{pidfile}.tmp"; exec sleep 30'
+    wait = f'while [ ! -s "{pidfile}.tmp" ]; do sleep 0.01; done; mv "{pidfile}.tmp" "{pidfile}"'
+    return f"sh -c '{child}' & {wait}; "
+
+
 def test_datum_timeout_kills_process_group(world: World) -> None:
     pidfile = world.tmp / "child.pid"
     start = time.monotonic()
     result = world.run(
         world.datum(world.input("in", "/a.txt")),
-        cmd=("sh", "-c", f'sleep 30 & echo $! > "{pidfile}"; wait'),
+        cmd=("sh", "-c", _background(pidfile) + "wait"),
         datum_timeout=1,
     )
     elapsed = time.monotonic() - start
@@ -414,7 +421,7 @@ def test_background_child_does_not_outlive_datum(world: World) -> None:
     start = time.monotonic()
     result = world.run(
         world.datum(world.input("in", "/a.txt")),
-        cmd=("sh", "-c", f'sleep 30 & echo $! > "{pidfile}"; echo started'),
+        cmd=("sh", "-c", _background(pidfile) + "echo started"),
     )
     assert result.state == "success", result.reason
     assert time.monotonic() - start < 10
