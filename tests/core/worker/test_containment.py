@@ -42,7 +42,7 @@ def _daemon_script(pidfile: Path, body: str) -> str:
 @pytest.mark.parametrize("namespace", MODES)
 def test_setsid_daemon_is_killed_when_its_datum_ends(world: World, namespace: bool) -> None:
     pidfile = world.tmp / "daemon.pid"
-    leak = "while :; do echo leak > \"$PFS_ROOT/out/leak\" 2>/dev/null; sleep 0.02; done"
+    leak = 'while :; do echo leak > "$PFS_ROOT/out/leak" 2>/dev/null; sleep 0.02; done'
     first = world.run(
         world.datum(world.input("in", "/a.txt")),
         cmd=("sh", "-c", _daemon_script(pidfile, leak)),
@@ -82,7 +82,7 @@ def test_kill_marked_finds_double_forked_children(tmp_path: Path) -> None:
 
     pidfile = tmp_path / "pid"
     env = {**os.environ, "TEST_MARK": "m-" + os.urandom(4).hex()}
-    script = f'(setsid sh -c \'{_OWN_PID}; echo $pid > "{pidfile}"; exec sleep 60\' &) ; exit 0'
+    script = f"(setsid sh -c '{_OWN_PID}; echo $pid > \"{pidfile}\"; exec sleep 60' &) ; exit 0"
     subprocess.run(["sh", "-c", script], env=env, check=True, timeout=30)
     deadline = time.monotonic() + 10
     while not pidfile.exists() or not pidfile.read_text().strip():
