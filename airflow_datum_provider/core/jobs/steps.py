@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import contextlib
 import io
-import shutil
 import tempfile
 import time
 from collections.abc import Mapping
@@ -285,6 +284,7 @@ def process_set(
 ) -> SetSummary:
     """:func:`run_set` for a job record in hand and a set number."""
     from airflow_datum_provider.core.worker import JobContext, RunOptions, run_datum
+    from airflow_datum_provider.core.worker.scratch import remove_tree
 
     records = JobRecords(store)
     heartbeat(store, job)
@@ -338,7 +338,7 @@ def process_set(
                 failed.append(datum.id)
     finally:
         if own_scratch:
-            shutil.rmtree(root, ignore_errors=True)
+            remove_tree(root, ignore_errors=True)  # any depth user code left; never raises
             with contextlib.suppress(OSError):
                 root.parent.rmdir()  # the job's folder, once no other set uses it
     return SetSummary(

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
-import shutil
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -56,9 +55,10 @@ def clean_up_after_runner(job: JobInfo) -> None:
     scratch folder behind. Only this machine is cleaned: other machines' leftovers stay.
     """
     from airflow_datum_provider.core.worker._process import kill_job_processes
+    from airflow_datum_provider.core.worker.scratch import remove_tree
 
     kill_job_processes(job.id)
-    shutil.rmtree(scratch_parent(job), ignore_errors=True)
+    remove_tree(scratch_parent(job), ignore_errors=True)  # any depth; never raises
 
 
 class SetExecutor:

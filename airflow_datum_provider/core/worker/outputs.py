@@ -92,6 +92,32 @@ def _rejected(message: str, path: str) -> OutputRejected:
     return OutputRejected(message, path=path)
 
 
+def _short(path: str, limit: int = 120) -> str:
+    """``path``, cut in the middle when long (a message stays one readable line)."""
+    if len(path) <= limit:
+        return path
+    half = limit // 2
+    return f"{path[:half]}…{path[-half:]} ({len(path)} characters)"
+
+
+class _Chain:
+    """A directory's ancestors as a linked list of ``(st_dev, st_ino)``."""
+
+    __slots__ = ("key", "parent")
+
+    def __init__(self, key: tuple[int, int], parent: _Chain | None) -> None:
+        self.key = key
+        self.parent = parent
+
+    def holds(self, key: tuple[int, int]) -> bool:
+        node: _Chain | None = self
+        while node is not None:
+            if node.key == key:
+                return True
+            node = node.parent
+        return False
+
+
 def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
     """``(store path, real file path)`` for every output file, checked, nothing read yet."""
     found: list[tuple[str, str]] = []
@@ -105,31 +131,11 @@ def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
             raise _rejected(f"output {shown} is a symlink to {text!r} that {why}; refused", rel)
         return view.to_real(target)
 
-    def visit(directory: str, rel: str, chain: frozenset[tuple[int, int]]) -> None:
-        st = os.stat(directory)
-        key = (st.st_dev, st.st_ino)
-        if key in chain:
-            raise _rejected(f"output {rel or '/'} is a symlink loop; refused", rel or "/")
-        chain = chain | {key}
-        with os.scandir(directory) as it:
-            entries = sorted(it, key=lambda e: e.name)
-        for entry in entries:
-            child = f"{rel}/{entry.name}"
-            real = entry.path
-            mode = entry.stat(follow_symlinks=False).st_mode
-            if stat.S_ISLNK(mode):
-                real = link_target(real, child)
-                mode = os.lstat(real).st_mode
-            if stat.S_ISDIR(mode):
-                visit(real, child, chain)
-            elif stat.S_ISREG(mode):
-                try:
-                    clean_path(child)
-                except InvalidPathError as exc:
-                    raise _rejected(f"{_BAD_NAME}: {exc}", child) from None
-                found.append((child, real))
-            else:
-                raise _rejected(f"output {child} is not a regular file or directory", child)
+    def checked(child: str) -> str:
+        try:
+            return clean_path(child)
+        except InvalidPathError as exc:
+            raise _rejected(f"{_BAD_NAME}: {exc}", child) from None
 
     try:
         mode = os.lstat(out).st_mode
@@ -141,7 +147,37 @@ def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
         mode = os.lstat(real_out).st_mode
     if not stat.S_ISDIR(mode):
         raise _rejected("the output folder `out` is not a directory", "/")
-    visit(real_out, "", frozenset())
+
+    # Iterative (a tree thousands of levels deep is user code's to make); each pending
+    # directory carries its chain of ancestors, to refuse a symlink back into one of them.
+    pending: list[tuple[str, str, _Chain | None]] = [(real_out, "", None)]
+    while pending:
+        directory, rel, parent = pending.pop()
+        try:
+            st = os.stat(directory)
+            key = (st.st_dev, st.st_ino)
+            if parent is not None and parent.holds(key):
+                raise _rejected(f"output {rel or '/'} is a symlink loop; refused", rel or "/")
+            chain = _Chain(key, parent)
+            with os.scandir(directory) as it:
+                entries = sorted(it, key=lambda e: e.name)
+            for entry in entries:
+                child = f"{rel}/{entry.name}"
+                real = entry.path
+                mode = entry.stat(follow_symlinks=False).st_mode
+                if stat.S_ISLNK(mode):
+                    real = link_target(real, child)
+                    mode = os.lstat(real).st_mode
+                if stat.S_ISDIR(mode):
+                    pending.append((real, child, chain))
+                elif stat.S_ISREG(mode):
+                    found.append((checked(child), real))
+                else:
+                    raise _rejected(f"output {child} is not a regular file or directory", child)
+        except OSError as exc:
+            shown = _short(rel or "/")
+            raise _rejected(f"cannot read output {shown}: {exc.strerror or exc}", shown) from None
+
     found.sort()
     return found
 

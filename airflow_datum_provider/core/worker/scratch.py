@@ -53,7 +53,7 @@ from airflow_datum_provider.core.errors import PipelineError
 from airflow_datum_provider.core.store.store import Store
 from airflow_datum_provider.core.worker.env import input_path, write_env_file
 
-__all__ = ["Scratch", "lay_out", "wipe"]
+__all__ = ["Scratch", "lay_out", "remove_tree", "wipe"]
 
 _COPY_CHUNK = 1 << 20
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
@@ -81,46 +81,100 @@ def _check_root(root: Path) -> None:
         )
 
 
-def _make_dirs_writable(root: str) -> None:
+_DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0)
+
+
+def _writable_dir(fd: int) -> None:
     # Directories only: a file may be a hard link to a store blob that must stay read-only.
-    _owner_rwx(root)
-    for dirpath, dirnames, _ in os.walk(root):
-        for name in dirnames:
-            path = os.path.join(dirpath, name)
-            if not os.path.islink(path):
-                _owner_rwx(path)
+    mode = os.fstat(fd).st_mode
+    if mode & stat.S_IRWXU != stat.S_IRWXU:
+        os.fchmod(fd, stat.S_IMODE(mode) | stat.S_IRWXU)
 
 
-def _owner_rwx(path: str) -> None:
+def _children(fd: int) -> list[tuple[str, bool]]:
+    with os.scandir(fd) as it:
+        return [(e.name, e.is_dir(follow_symlinks=False)) for e in it]
+
+
+def _remove_contents(fd: int) -> None:
+    """Delete everything inside the directory open as ``fd`` (which stays open, and empty).
+
+    Iterative and relative to directory descriptors, so neither depth nor path length is a
+    limit (user code can leave a tree thousands of levels deep, longer than ``PATH_MAX``).
+    One descriptor is open at a time: a child is entered by name, left by ``..``.
+    """
+    top = fd
+    _writable_dir(fd)
+    stack: list[tuple[str, list[tuple[str, bool]]]] = []
+    pending = _children(fd)
+    while True:
+        while pending:
+            name, is_dir = pending.pop()
+            if not is_dir:
+                os.unlink(name, dir_fd=fd)
+                continue
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            if fd != top:
+                os.close(fd)
+            fd = child
+            _writable_dir(fd)
+            stack.append((name, pending))
+            pending = _children(fd)
+        if not stack:
+            return
+        name, pending = stack.pop()
+        parent = top if not stack else os.open("..", _DIR_FLAGS, dir_fd=fd)
+        os.close(fd)
+        fd = parent
+        os.rmdir(name, dir_fd=fd)
+
+
+def remove_tree(path: str | Path, *, ignore_errors: bool = False) -> None:
+    """``rm -rf path`` at any depth (see :func:`_remove_contents`); a missing path is fine.
+
+    With ``ignore_errors`` nothing is raised: what could not be deleted stays (clean-up paths
+    use it, so a tree user code made hostile can never stop a job from being stopped or resumed).
+    """
     try:
-        mode = os.lstat(path).st_mode
-        if stat.S_ISDIR(mode) and mode & stat.S_IRWXU != stat.S_IRWXU:
-            os.chmod(path, stat.S_IMODE(mode) | stat.S_IRWXU)
-    except OSError:
-        pass
-
-
-def _rmtree(path: str) -> None:
-    try:
-        shutil.rmtree(path)
-    except FileNotFoundError:
-        pass
-    except OSError:
-        _make_dirs_writable(path)
-        shutil.rmtree(path)
+        try:
+            fd = os.open(path, _DIR_FLAGS)
+        except FileNotFoundError:
+            return
+        except NotADirectoryError:
+            os.unlink(path)
+            return
+        except OSError as exc:
+            if exc.errno != errno.ELOOP:  # a symlink: remove the link, not its target
+                raise
+            os.unlink(path)
+            return
+        try:
+            _remove_contents(fd)
+        finally:
+            os.close(fd)
+        os.rmdir(path)
+    except Exception:
+        if not ignore_errors:
+            raise
 
 
 def _empty(directory: str, keep: Collection[str]) -> None:
-    _owner_rwx(directory)
-    with os.scandir(directory) as it:
-        entries = list(it)
-    for entry in entries:
-        if not entry.is_dir(follow_symlinks=False):
-            os.unlink(entry.path)
-        elif entry.name in keep:
-            _empty(entry.path, ())
-        else:
-            _rmtree(entry.path)
+    fd = os.open(directory, _DIR_FLAGS)
+    try:
+        _writable_dir(fd)
+        for name, is_dir in _children(fd):
+            if not is_dir:
+                os.unlink(name, dir_fd=fd)
+                continue
+            child = os.open(name, _DIR_FLAGS, dir_fd=fd)
+            try:
+                _remove_contents(child)
+            finally:
+                os.close(child)
+            if name not in keep:
+                os.rmdir(name, dir_fd=fd)
+    finally:
+        os.close(fd)
 
 
 def wipe(root: Path, keep: Collection[str] = ()) -> None:

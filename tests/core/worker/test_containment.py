@@ -93,3 +93,110 @@ def test_kill_marked_finds_double_forked_children(tmp_path: Path) -> None:
     assert kill_marked("TEST_MARK", env["TEST_MARK"]) == 1
     assert _wait_dead(pid)
     assert kill_marked("TEST_MARK", env["TEST_MARK"]) == 0
+
+
+# -- very deep trees ---------------------------------------------------------------------
+
+DEPTH = 3000
+_DEEP = (
+    "import os, sys\n"
+    "os.chdir(os.environ['PFS_ROOT'] + '/' + sys.argv[1])\n"
+    f"for _ in range({DEPTH}):\n"
+    "    os.mkdir('d'); os.chdir('d')\n"
+    "open('f', 'w').write('x')\n"
+    "os.chmod('.', 0o500)\n"
+)
+
+
+@pytest.mark.parametrize("namespace", MODES)
+def test_very_deep_output_fails_the_datum_and_is_wiped(world: World, namespace: bool) -> None:
+    import sys
+
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=(sys.executable, "-c", _DEEP, "out"),
+        use_pfs_mount=namespace,
+    )
+    assert result.state == "failed"
+    assert result.reason.startswith("cannot read output /d/d/d/"), result.reason
+    assert "File name too long" in result.reason
+    assert len(result.reason) < 300  # one readable line, not a 6,000-character path
+    assert not (world.scratch / "out" / "d").exists()  # the tree was wiped after the datum
+    again = world.run(
+        world.datum(world.input("in", "/b.txt")),
+        cmd=("sh", "-c", 'cp "$in" "$PFS_ROOT/out/b"'),
+        use_pfs_mount=namespace,
+    )
+    assert again.state == "success"
+    assert world.read(again) == {"/b": b"bravo\n"}
+
+
+def test_deep_tree_outside_out_is_wiped_too(world: World) -> None:
+    import sys
+
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=(
+            sys.executable,
+            "-c",
+            "import os; os.mkdir(os.environ['PFS_ROOT'] + '/junk')\n" + _DEEP,
+            "junk",
+        ),
+    )
+    assert result.state == "success", result.reason
+    assert sorted(p.name for p in world.scratch.iterdir()) == ["in", "out"]
+
+
+def test_remove_tree_any_depth_never_raises_when_asked(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from airflow_datum_provider.core.worker.scratch import remove_tree
+
+    top = tmp_path / "top"
+    top.mkdir()
+    env = {**os.environ, "PFS_ROOT": str(tmp_path)}
+    subprocess.run([sys.executable, "-c", _DEEP, "top"], env=env, check=True, timeout=60)
+    (top / "link").symlink_to("/etc")
+    remove_tree(top)
+    assert not top.exists()
+    assert os.path.isdir("/etc")
+    remove_tree(top)  # missing: nothing to do
+    remove_tree(tmp_path / "nothing", ignore_errors=True)
+
+
+def test_deep_tree_fails_the_job_and_dead_runner_clean_up_never_raises(tmp_path: Path) -> None:
+    import os
+    import subprocess
+    import sys
+
+    from airflow_datum_provider.core.engine import create_pipeline, run_pipeline
+    from airflow_datum_provider.core.jobs import JobRecords
+    from airflow_datum_provider.core.runtime import clean_up_after_runner, scratch_parent
+    from airflow_datum_provider.core.spec import parse_spec
+    from airflow_datum_provider.core.store import Store
+
+    store = Store.open(tmp_path / "store")
+    store.create_repo("data")
+    with store.commit("data") as c:
+        c.put_bytes("/a", b"a")
+    spec = {
+        "pipeline": {"name": "deep"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {"cmd": [sys.executable, "-c", _DEEP, "out"]},
+        "datum_tries": 1,
+    }
+    create_pipeline(store, parse_spec(spec))
+    job = run_pipeline(store, "deep")
+    assert job.state == "failure"
+    result = next(r for _, r in JobRecords(store).all_results(job))
+    assert "File name too long" in result["reason"]
+    # What a SIGKILLed runner leaves behind: a scratch tree deeper than PATH_MAX.
+    leftover = scratch_parent(job) / "set000000-dead"
+    leftover.mkdir(parents=True)
+    env = {**os.environ, "PFS_ROOT": str(leftover)}
+    (leftover / "out").mkdir()
+    subprocess.run([sys.executable, "-c", _DEEP, "out"], env=env, check=True, timeout=60)
+    clean_up_after_runner(job)  # never raises
+    assert not scratch_parent(job).exists()
