@@ -64,7 +64,7 @@ class CliState:
 
     @property
     def url(self) -> str:
-        return self.store_url or default_store_url()
+        return default_store_url() if self.store_url is None else self.store_url
 
     @property
     def store(self) -> Store:

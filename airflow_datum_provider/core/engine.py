@@ -80,14 +80,13 @@ def run_pipeline(
         check_resumable(store, job)
         clean_up_after_runner(job)
         job = records.update_job(job, restarts=job.restarts + 1)
-        refs = plan_job(store, job).sets if not job.planned else set_refs(store, job)
     else:
         check_local_runner(records.pipeline(pipeline).spec)
         job = start_job(store, pipeline)
-        refs = plan_job(store, job).sets
     workers = parallelism or 1
-    kind = executor or ("inline" if workers <= 1 or len(refs) <= 1 else "process")
     try:
+        refs = plan_job(store, job).sets if not job.planned else set_refs(store, job)
+        kind = executor or ("inline" if workers <= 1 or len(refs) <= 1 else "process")
         with set_executor(
             kind, store, workers=workers, storage_options=storage_options, verbose=verbose
         ) as sets:

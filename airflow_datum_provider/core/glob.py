@@ -36,6 +36,22 @@ an empty ``[]`` are errors here; classes may mix chars and ranges (``[a-cx]``); 
 ``()`` still counts as a (empty) group, so numbering never shifts.
 
 Patterns are cleaned first (:func:`clean_glob`), exactly like Pachyderm's ``pfsfile.CleanPath``.
+**Bounded matching.** Pachyderm matches in linear time (Go's ``regexp``); Python's ``re``
+backtracks, so ``/*(*(a))b`` over a 40-character name would run for minutes. Each pattern gets
+the engine that is safe for it (:attr:`Glob.engine`):
+
+* ``re`` for *simple* patterns, where backtracking is provably small: at most one ``*``,
+  ``**`` or ``!(…)`` per path segment (segments are split by a literal ``/``; the last one may
+  hold two when there is no ``**``), at most one ``**``, no ``{a,b}`` / ``(a|b)`` alternation,
+  no ``*(`` ``+(`` ``?(`` repetition, a negation's body holding at most one ``*`` (the common
+  cases: ``/*/*``, ``/(*)-(*).txt``, ``/**/*.csv``, ``/!(*.tmp)``). ``re`` is about 15 times
+  faster per match than RE2 through its Python binding.
+* ``re2`` (``google-re2``, linear time, the same leftmost-first captures) for everything else.
+* A pattern that is not simple *and* uses ``!(…)`` (a lookahead RE2 cannot run) is refused:
+  ``… is too complex to match in bounded time``.
+
+Patterns longer than 4,096 characters, or nesting ``(`` / ``{`` more than 64 deep, are refused.
+
 Matching runs on *entry* paths: the listing has files (``/a/b.txt``) and directories (``/d/``);
 :meth:`Glob.match_entry` strips a directory's trailing ``/`` before matching, except for the root
 ``/``, which only the pattern ``/`` matches.
@@ -45,12 +61,35 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from typing import Any, Literal, Protocol
+
+import re2
 
 from airflow_datum_provider.core.errors import GlobError
 
-__all__ = ["Glob", "clean_glob", "compile_glob", "expand_template"]
+__all__ = [
+    "MAX_GLOB_DEPTH",
+    "MAX_GLOB_LENGTH",
+    "Glob",
+    "clean_glob",
+    "compile_glob",
+    "expand_template",
+]
+
+MAX_GLOB_LENGTH = 4096
+MAX_GLOB_DEPTH = 64
+
+
+class _Match(Protocol):
+    def group(self, index: int, /) -> Any: ...
+
+    def groups(self) -> tuple[Any, ...]: ...
+
+
+class _Matcher(Protocol):
+    def match(self, text: str, /) -> _Match | None: ...
 
 
 def clean_glob(pattern: str) -> str:
@@ -78,20 +117,28 @@ class Glob:
 
     ``prefix`` is the literal text before the first glob metacharacter: every matching path
     starts with it, so a sorted listing can be narrowed to that range before matching.
+    ``regex`` is the Python translation (what the pattern means); ``matcher`` is what matches,
+    chosen by ``engine`` (see the module docstring): ``regex`` itself, or its RE2 compilation.
     """
 
     pattern: str
     regex: re.Pattern[str]
     groups: int
     prefix: str
+    engine: Literal["re", "re2"] = "re"
+    matcher: _Matcher = field(default=None, repr=False, compare=False)  # type: ignore[assignment]
+
+    def __post_init__(self) -> None:
+        if self.matcher is None:
+            object.__setattr__(self, "matcher", self.regex)
 
     def match(self, path: str) -> bool:
         """Whether ``path`` (already without a directory's trailing ``/``) matches."""
-        return self.regex.match(path) is not None
+        return self.matcher.match(path) is not None
 
     def captures(self, path: str) -> tuple[str, ...] | None:
         """The whole path then groups ``1..n`` (an unmatched optional group is ``""``)."""
-        m = self.regex.match(path)
+        m = self.matcher.match(path)
         if m is None:
             return None
         return (m.group(0), *(g or "" for g in m.groups()))
@@ -109,9 +156,19 @@ class Glob:
         return self.captures(path[:-1] if path.endswith("/") else path)
 
 
+def _cut(pattern: str) -> str:
+    return pattern if len(pattern) <= 80 else pattern[:79] + "…"
+
+
 @lru_cache(maxsize=1024)
 def compile_glob(pattern: str, field: str = "") -> Glob:
     """Clean and compile ``pattern``; a malformed one raises :class:`GlobError` naming ``field``."""
+    if len(pattern) > MAX_GLOB_LENGTH:
+        raise GlobError(
+            f"a glob of {len(pattern)} characters is longer than {MAX_GLOB_LENGTH}",
+            field=field,
+            pattern=pattern[:100],
+        )
     cleaned = clean_glob(pattern)
     try:
         node = _Parser(cleaned).parse()
@@ -120,13 +177,48 @@ def compile_glob(pattern: str, field: str = "") -> Glob:
         regex = re.compile(r"\A" + body + r"\Z")
     except _ParseError as exc:
         raise GlobError(
-            f"`{pattern}` is not a valid glob: {exc}", field=field, pattern=pattern
+            f"`{_cut(pattern)}` is not a valid glob: {exc}", field=field, pattern=pattern
         ) from None
     except re.error as exc:
         raise GlobError(
-            f"`{pattern}` is not a valid glob: {exc.msg}", field=field, pattern=pattern
+            f"`{_cut(pattern)}` is not a valid glob: {exc.msg}", field=field, pattern=pattern
         ) from None
-    return Glob(pattern=cleaned, regex=regex, groups=regex.groups, prefix=_literal_prefix(cleaned))
+    prefix = _literal_prefix(cleaned)
+    if _simple(node, in_negation=False):
+        return Glob(pattern=cleaned, regex=regex, groups=regex.groups, prefix=prefix)
+    if any(p is _NEG_END for p in pieces):
+        raise GlobError(
+            f"`{_cut(pattern)}` is too complex to match in bounded time: a `!(…)` negation cannot be "
+            "combined with `*(`/`+(`/`?(`, alternation, or several `*` in one path segment; "
+            "simplify the pattern or split the input",
+            field=field,
+            pattern=pattern,
+        )
+    try:
+        matcher = re2.compile(r"\A" + body + r"\z", _RE2_OPTIONS)
+    except re2.error as exc:
+        detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
+        raise GlobError(
+            f"`{_cut(pattern)}` is not a valid glob: {detail}", field=field, pattern=pattern
+        ) from None
+    return Glob(
+        pattern=cleaned,
+        regex=regex,
+        groups=regex.groups,
+        prefix=prefix,
+        engine="re2",
+        matcher=matcher,
+    )
+
+
+def _re2_options() -> Any:
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print to stderr; the error is raised instead
+    options.max_mem = 32 << 20
+    return options
+
+
+_RE2_OPTIONS = _re2_options()
 
 
 _TEMPLATE = re.compile(r"\$(?:(\$)|(\d+)|\{(\d+)\})")
@@ -188,9 +280,11 @@ class _Node:
 
 
 class _Leaf(_Node):
-    def __init__(self, regex: str, *, boundary: bool) -> None:
+    def __init__(self, regex: str, *, boundary: bool, kind: str = "text", text: str = "") -> None:
         self.regex = regex
         self.boundary = boundary
+        self.kind = kind  # text, star, globstar, one (``?`` or a class)
+        self.text = text
 
     def compile(self) -> list[_Piece]:
         return [self.regex, _BOUNDARY] if self.boundary else [self.regex]
@@ -240,6 +334,64 @@ class _Capture(_Node):
         return ["(", *body, ")"]
 
 
+def _simple(seq: _Node, *, in_negation: bool) -> bool:
+    """Whether backtracking in Python's ``re`` stays small for this tree (module docstring).
+
+    With one star-like item per segment, each segment matches in at most one way, so a failure
+    later never re-enumerates earlier segments; the last segment may hold two (``m²`` steps for
+    an ``m``-character name) unless a ``**`` multiplies them.
+    """
+    segments = [0]  # star-like items per path segment
+    globstars = 0
+
+    def star() -> None:
+        segments[-1] += 1
+
+    def walk(node: _Node) -> bool:
+        nonlocal globstars
+        if isinstance(node, _Seq):
+            return all(walk(item) for item in node.items)
+        if isinstance(node, _Leaf):
+            if node.kind == "text" and "/" in node.text:
+                segments.append(0)
+            elif node.kind in ("star", "globstar"):
+                star()
+                globstars += node.kind == "globstar"
+            return True
+        if isinstance(node, _AnyOf):
+            return len(node.alternatives) <= 1 and all(walk(a) for a in node.alternatives)
+        if isinstance(node, _Capture):
+            alternatives = node.alternatives
+            if node.quantifier == "!":
+                if in_negation:
+                    return False
+                star()
+                if len(alternatives) == 1:
+                    return _simple(alternatives[0], in_negation=True)
+                return all(_simple(a, in_negation=True) and _star_free(a) for a in alternatives)
+            return (
+                node.quantifier == "@"
+                and len(alternatives) <= 1
+                and all(walk(a) for a in alternatives)
+            )
+        return False  # pragma: no cover - every node type is handled above
+
+    if not walk(seq) or globstars > 1:
+        return False
+    last = 1 if globstars or in_negation else 2
+    return all(n <= 1 for n in segments[:-1]) and segments[-1] <= last
+
+
+def _star_free(node: _Node) -> bool:
+    if isinstance(node, _Leaf):
+        return node.kind not in ("star", "globstar")
+    if isinstance(node, _Seq):
+        return all(_star_free(item) for item in node.items)
+    if isinstance(node, _AnyOf | _Capture):
+        return all(_star_free(alt) for alt in node.alternatives)
+    return False  # pragma: no cover
+
+
 def _finish(pieces: list[_Piece]) -> str:
     """Resolve the markers the way ohmyglob's ``Compile`` does."""
     neg_positions = [i for i, p in enumerate(pieces) if p is _NEG_END]
@@ -265,6 +417,7 @@ class _Parser:
     def __init__(self, pattern: str) -> None:
         self.s = pattern
         self.i = 0
+        self.depth = 0
 
     def parse(self) -> _Seq:
         seq, end = self._seq(None)
@@ -283,7 +436,8 @@ class _Parser:
 
         def flush() -> None:
             if text:
-                items.append(_Leaf(re.escape("".join(text)), boundary=True))
+                literal = "".join(text)
+                items.append(_Leaf(re.escape(literal), boundary=True, text=literal))
                 text.clear()
 
         while self.i < len(self.s):
@@ -304,7 +458,7 @@ class _Parser:
             node: _Node | None = None
             if ch == "*" and nxt == "*":
                 self.i += 2
-                node = _Leaf(".*", boundary=True)
+                node = _Leaf(".*", boundary=True, kind="globstar")
             elif ch in "*?+@!" and nxt == "(":
                 self.i += 2
                 node = _Capture(ch, self._alternatives("("))
@@ -313,13 +467,13 @@ class _Parser:
                 node = _Capture("@", self._alternatives("("))
             elif ch == "*":
                 self.i += 1
-                node = _Leaf("[^/]*", boundary=True)
+                node = _Leaf("[^/]*", boundary=True, kind="star")
             elif ch == "?":
                 self.i += 1
-                node = _Leaf("[^/]", boundary=False)
+                node = _Leaf("[^/]", boundary=False, kind="one")
             elif ch == "[":
                 self.i += 1
-                node = _Leaf(self._char_class(), boundary=False)
+                node = _Leaf(self._char_class(), boundary=False, kind="one")
             elif ch == "{":
                 self.i += 1
                 node = _AnyOf(self._alternatives("{"))
@@ -339,11 +493,15 @@ class _Parser:
     def _alternatives(self, context: str) -> list[_Seq]:
         close = ")" if context == "(" else "}"
         alternatives: list[_Seq] = []
+        self.depth += 1
+        if self.depth > MAX_GLOB_DEPTH:
+            raise _ParseError(f"groups nest more than {MAX_GLOB_DEPTH} deep")
         while True:
             seq, end = self._seq(context)
             alternatives.append(seq)
             if end == close:
                 break
+        self.depth -= 1
         if context == "{" and len(alternatives) == 1 and not alternatives[0].items:
             return []
         return alternatives

@@ -18,11 +18,12 @@ Children of cross / union / join / group are already sorted by input name by the
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, TypeVar, assert_never
 
 from airflow_datum_provider.core.datum import Datum, DatumInput, dir_hasher
-from airflow_datum_provider.core.errors import SpecError
+from airflow_datum_provider.core.errors import JobKilled
 from airflow_datum_provider.core.glob import Glob, compile_glob, expand_template
 from airflow_datum_provider.core.listing import listing_prefix
 from airflow_datum_provider.core.spec import (
@@ -36,7 +37,15 @@ from airflow_datum_provider.core.spec import (
 )
 from airflow_datum_provider.core.store import Entry, Store
 
-__all__ = ["Pins", "Planner", "count_datums", "list_datums", "pin_inputs", "pfs_leaves"]
+__all__ = [
+    "PLAN_TIMEOUT_REASON",
+    "Pins",
+    "Planner",
+    "count_datums",
+    "list_datums",
+    "pin_inputs",
+    "pfs_leaves",
+]
 
 Pins = Mapping[tuple[str, str], "str | None"]
 """(repo, branch) -> pinned commit id (``None``: the branch has no commit yet)."""
@@ -51,13 +60,16 @@ class _Member(NamedTuple):
 
 def pfs_leaves(spec: Input, pipeline: str = "") -> Iterator[PFSInput]:
     """Every pfs leaf of an input tree in order; a cron input counts as its pfs equivalent."""
-    if isinstance(spec, PFSInput):
-        yield spec
-    elif isinstance(spec, CronInput):
-        yield _cron_as_pfs(spec, pipeline)
-    else:
-        for child in spec.inputs:
-            yield from pfs_leaves(child, pipeline)
+    match spec:
+        case PFSInput():
+            yield spec
+        case CronInput():
+            yield _cron_as_pfs(spec, pipeline)
+        case CrossInput() | UnionInput() | JoinInput() | GroupInput():
+            for child in spec.inputs:
+                yield from pfs_leaves(child, pipeline)
+        case _:
+            assert_never(spec)
 
 
 def _cron_as_pfs(spec: CronInput, pipeline: str) -> PFSInput:
@@ -86,17 +98,25 @@ class Planner:
         *,
         salt: str = "",
         pipeline: str = "",
+        deadline: float | None = None,
     ) -> None:
         self.store = store
         self.spec = spec
         self.pipeline = pipeline
         self.pins = dict(pins) if pins is not None else pin_inputs(store, spec, pipeline)
         self.salt = salt
+        self.deadline = deadline
 
     def __iter__(self) -> Iterator[Datum]:
         return self.datums()
 
     def datums(self) -> Iterator[Datum]:
+        """The datums in order; past ``deadline`` (``time.monotonic``) raises :class:`JobKilled`."""
+        if self.deadline is None:
+            return self._datums()
+        return _until(self._datums(), self.deadline)
+
+    def _datums(self) -> Iterator[Datum]:
         salt = self.salt
         of = Datum.of
         spec = self.spec
@@ -117,19 +137,22 @@ class Planner:
     # Each node yields datums as tuples of members; combinators re-combine members.
 
     def _node(self, spec: Input, field: str) -> Iterator[tuple[_Member, ...]]:
-        if isinstance(spec, PFSInput):
-            return ((m,) for m in self._pfs(spec, field + ".pfs"))
-        if isinstance(spec, CronInput):
-            return ((m,) for m in self._pfs(_cron_as_pfs(spec, self.pipeline), field + ".cron"))
-        if isinstance(spec, CrossInput):
-            return self._cross(spec, field + ".cross")
-        if isinstance(spec, UnionInput):
-            return self._union(spec, field + ".union")
-        if isinstance(spec, JoinInput):
-            return self._join(spec, field + ".join")
-        if isinstance(spec, GroupInput):
-            return self._group(spec, field + ".group")
-        raise SpecError(f"unknown input type {type(spec).__name__}", field=field)
+        match spec:
+            case PFSInput():
+                return ((m,) for m in self._pfs(spec, field + ".pfs"))
+            case CronInput():
+                cron_leaf = _cron_as_pfs(spec, self.pipeline)
+                return ((m,) for m in self._pfs(cron_leaf, field + ".cron"))
+            case CrossInput():
+                return self._cross(spec, field + ".cross")
+            case UnionInput():
+                return self._union(spec, field + ".union")
+            case JoinInput():
+                return self._join(spec, field + ".join")
+            case GroupInput():
+                return self._group(spec, field + ".group")
+            case _:
+                assert_never(spec)
 
     def _cross(self, spec: CrossInput, field: str) -> Iterator[tuple[_Member, ...]]:
         children = spec.inputs
@@ -205,7 +228,11 @@ class Planner:
         if commit is None:
             return
         prefix = listing_prefix(glob.prefix)
-        entries = self.store.manifest(spec.repo, commit).entries(self.store.backend, prefix)
+        entries: Iterable[Entry] = self.store.manifest(spec.repo, commit).entries(
+            self.store.backend, prefix
+        )
+        if self.deadline is not None:
+            entries = _until(entries, self.deadline)
         name = spec.name or spec.repo
         join_on, group_by = spec.join_on, spec.group_by
         repo, branch = spec.repo, spec.branch
@@ -216,6 +243,19 @@ class Planner:
             yield DatumInput(
                 name, repo, branch, commit, path, digest, size, jk, gk, reference, lazy, empty
             )
+
+
+PLAN_TIMEOUT_REASON = "job timed out while planning"
+
+_T = TypeVar("_T")
+
+
+def _until(items: Iterable[_T], deadline: float, every: int = 256) -> Iterator[_T]:
+    """``items``, checking every ``every`` items that ``deadline`` has not passed."""
+    for n, item in enumerate(items):
+        if not n % every and time.monotonic() >= deadline:
+            raise JobKilled(PLAN_TIMEOUT_REASON)
+        yield item
 
 
 def _names(spec: Input) -> Iterator[str]:
@@ -244,7 +284,7 @@ def iter_matches(
     pending: list[Any] = []  # [path, size, hash, caps] rows awaiting an open directory
     open_dirs: list[str] = []  # every open directory, outermost first
     hashing: list[_Open] = []  # matched directories still collecting their subtree
-    match = glob.regex.match
+    match = glob.matcher.match
     root_only = glob.pattern == "/"
     first = True
 
@@ -305,9 +345,12 @@ def list_datums(
     *,
     salt: str = "",
     pipeline: str = "",
+    deadline: float | None = None,
 ) -> Iterator[Datum]:
     """Stream the datums of ``input_spec``; inputs pinned to branch heads unless given."""
-    return Planner(store, input_spec, pinned_commits, salt=salt, pipeline=pipeline).datums()
+    return Planner(
+        store, input_spec, pinned_commits, salt=salt, pipeline=pipeline, deadline=deadline
+    ).datums()
 
 
 def count_datums(datums: Iterable[Datum]) -> int:

@@ -10,6 +10,15 @@ Defaults and normalisation follow Pachyderm's ``setInputDefaults`` / ``setPipeli
 cross/union/join/group are sorted by input name (``pps.SortInput``: the first pfs/cron name found
 depth-first; the sort is stable), ``parallelism_spec.constant`` 0 means 1.
 
+Parsing follows ``pachctl``: every field may be spelled in snake_case or protojson camelCase
+(``join_on`` / ``joinOn``; :data:`FIELDS`, :func:`camel`), giving both spellings of one field
+is an error naming both, and :meth:`PipelineSpec.to_dict` writes the canonical snake_case.
+protojson values are accepted: int64 fields as strings (``"constant": "2"``), durations as
+strings. :func:`parse_specs` reads a file of several pipelines (YAML ``---`` stream, a JSON list,
+concatenated JSON objects). Text is loaded with bounds (``core/_documents.py``): duplicate keys,
+nesting past 100 levels and YAML alias bombs are one-line errors, and no error formats an
+unbounded value.
+
 Decisions where Pachyderm is silent or quirky:
 
 * A combinator needs at least one child (``input.cross: needs at least one input``).
@@ -20,19 +29,25 @@ Decisions where Pachyderm is silent or quirky:
 * ``datum_set_spec`` is ``None`` when absent (Pachyderm's default: ``per_worker`` 4). A given
   spec with all three values 0 is an error (Pachyderm would divide by zero), and so is
   ``per_worker`` together with ``number`` or ``size_bytes`` (Pachyderm's docs forbid it).
-* ``datum_tries`` must be at least 1 (an explicit 0 is an error, not "default").
+* ``datum_tries`` 0 (or absent) means the default, 3, as in Pachyderm; below 0 is an error.
 * Durations (``datum_timeout``, ``job_timeout``, ``cron`` ``@every``) accept Go/protobuf strings
-  (``30s``, ``1.5s``, ``1h30m``, ``250ms``) or a number of seconds; they must be positive and
-  are emitted as protobuf JSON seconds (``"90s"``, ``"0.25s"``).
+  (``30s``, ``1.5s``, ``1h30m``, ``250ms``) or a number of seconds; they must be positive and at
+  most Go's longest duration (about 292 years), and are emitted as protobuf JSON seconds
+  (``"90s"``, ``"0.25s"``).
 * ``resource_requests`` / ``resource_limits`` are kept opaque as canonical JSON text (sorted
   keys) and emitted as objects; ``pod_spec`` / ``pod_patch`` are JSON text as in Pachyderm's
   proto (an object given in YAML is serialised).
 * ``env`` values may be YAML numbers; they are stored as strings (Pachyderm's env is
   ``map<string,string>``).
 * A key whose value is ``null`` counts as absent (YAML's ``key:`` with nothing after it).
-* Pachyderm fields we accept but do not implement emit :class:`UnsupportedFieldWarning` and are
-  dropped, unless their value is ``false``, ``0``, ``""`` or ``[]`` (defaults ``pachctl`` writes
-  out; an empty object such as ``spout: {}`` still warns).
+* ``project`` (``pipeline.project``, ``input.pfs.project``, ``input.cron.project``): only the
+  default project exists here; ``default`` (or nothing) is accepted, any other is an error.
+* Fields that change what user code sees or does are refused with one line saying what to do
+  instead (``service``, ``spout``, ``s3_out``, ``egress``, ``tf_job``, ``determined``,
+  ``input.pfs.s3``, ``input.pfs.trigger``, ``transform.build``); ``input.pfs.repo_type`` may only
+  be ``user``. Pachyderm fields that only tune Pachyderm's own machinery (``autoscaling``,
+  ``standby``, ``metadata``, …) emit :class:`UnsupportedFieldWarning` and are dropped, unless
+  their value is ``false``, ``0``, ``""`` or ``[]`` (defaults ``pachctl`` writes out).
   ``pfs.commit`` is an error, as in Pachyderm. Anything else unknown is an error listing what is
   allowed.
 * ``transform.python`` (``"package.module:function"``) is this provider's extension: the datum
@@ -53,10 +68,9 @@ from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from os import PathLike
 from pathlib import Path
-from typing import Any, Literal, TypeAlias, cast
+from typing import Any, Literal, TypeAlias, assert_never, cast
 
-import yaml
-
+from airflow_datum_provider.core._documents import check_bounds, load_documents, show
 from airflow_datum_provider.core.errors import SpecError
 from airflow_datum_provider.core.glob import compile_glob
 
@@ -76,6 +90,7 @@ __all__ = [
     "UnsupportedFieldWarning",
     "cron",
     "cross",
+    "FIELDS",
     "format_duration",
     "group",
     "input_name",
@@ -83,11 +98,14 @@ __all__ = [
     "iter_leaves",
     "iter_pfs_inputs",
     "join",
+    "camel",
     "load_spec",
+    "load_specs",
     "parse_duration",
     "parse_input",
     "parse_spec",
     "parse_spec_or_input",
+    "parse_specs",
     "pfs",
     "union",
     "validate_input",
@@ -109,6 +127,18 @@ _MAX_PIPELINE_NAME = 63
 _PATH: ContextVar[str] = ContextVar("_PATH", default="")
 
 
+def camel(key: str) -> str:
+    """Protobuf's JSON name of a field: ``join_on`` → ``joinOn``, ``s3_out`` → ``s3Out``."""
+    head, *rest = key.split("_")
+    return head + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+def _cut(value: object, limit: int = 80) -> str:
+    """``value`` as text, cut to ``limit`` characters for an error message."""
+    text = str(value) if isinstance(value, str) else show(value)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
 def _at(*parts: str) -> str:
     return ".".join(p for p in (_PATH.get(), *parts) if p)
 
@@ -125,7 +155,7 @@ def _building_at(path: str) -> Iterator[None]:
 def _check_name(value: str, what: str, field_: str) -> None:
     if not _NAME.fullmatch(value):
         raise SpecError(
-            f"`{value}` is not a valid {what}: use letters, digits, `_` and `-`", field=field_
+            f"`{_cut(value)}` is not a valid {what}: use letters, digits, `_` and `-`", field=field_
         )
 
 
@@ -150,25 +180,47 @@ def parse_duration(value: object, field: str = "") -> timedelta:
         result = value
     elif isinstance(value, int | float) and not isinstance(value, bool):
         if not math.isfinite(value):
-            raise SpecError(f"`{value}` is not a duration", field=field)
+            raise SpecError(f"`{_cut(value)}` is not a duration", field=field)
+        if abs(value) > _MAX_DURATION.total_seconds():
+            raise _too_long(value, field)
         result = timedelta(seconds=value)
     elif isinstance(value, str):
         text = value.strip()
+        if len(text) > 100:
+            raise SpecError(f"{show(value)} is not a duration", field=field)
         parts = _DURATION_PART.findall(text)
         if not text or "".join(n + u for n, u in parts) != text:
             raise SpecError(
-                f"`{value}` is not a duration; use e.g. 30s, 1.5s, 1m, 1h30m, 250ms", field=field
+                f"`{_cut(value)}` is not a duration; use e.g. 30s, 1.5s, 1m, 1h30m, 250ms",
+                field=field,
             )
         try:
             micros = sum((Decimal(n) * _UNIT_MICROS[u] for n, u in parts), Decimal(0))
         except InvalidOperation:  # pragma: no cover - the regex admits only decimals
-            raise SpecError(f"`{value}` is not a duration", field=field) from None
+            raise SpecError(f"`{_cut(value)}` is not a duration", field=field) from None
+        if micros > _MAX_DURATION_MICROS:
+            raise _too_long(value, field)
         result = timedelta(microseconds=int(micros.to_integral_value()))
     else:
-        raise SpecError(f"expected a duration string or seconds, got {value!r}", field=field)
+        raise SpecError(f"expected a duration string or seconds, got {show(value)}", field=field)
     if result <= timedelta(0):
-        raise SpecError(f"`{value}` must be a positive duration", field=field)
+        raise SpecError(f"`{_cut(value)}` must be a positive duration", field=field)
+    if result > _MAX_DURATION:
+        raise _too_long(value, field)
     return result
+
+
+# Go's time.Duration (what Pachyderm parses into) holds at most 2^63-1 ns, about 292 years.
+_MAX_DURATION_MICROS = Decimal(2**63 - 1) / 1000
+_MAX_DURATION = timedelta(microseconds=int(_MAX_DURATION_MICROS))
+
+
+def _too_long(value: object, field: str) -> SpecError:
+    return SpecError(
+        f"`{show(value) if not isinstance(value, str) else value.strip()}` is longer than the "
+        "longest duration allowed (2562047h47m16s, about 292 years)",
+        field=field,
+    )
 
 
 def format_duration(value: timedelta) -> str:
@@ -216,7 +268,7 @@ class PFSInput:
                 else ""
             )
             raise SpecError(
-                f"`{self.name}` is a reserved input name{hint}", field=_at("pfs", "name")
+                f"`{_cut(self.name)}` is a reserved input name{hint}", field=_at("pfs", "name")
             )
         _check_name(self.name, "input name", _at("pfs", "name"))
         if not self.glob:
@@ -260,7 +312,9 @@ class CronInput:
         if not self.name:
             raise SpecError("required", field=_at("cron", "name"))
         if self.name in _RESERVED_NAMES:
-            raise SpecError(f"`{self.name}` is a reserved input name", field=_at("cron", "name"))
+            raise SpecError(
+                f"`{_cut(self.name)}` is a reserved input name", field=_at("cron", "name")
+            )
         _check_name(self.name, "input name", _at("cron", "name"))
         _check_cron(self.spec, _at("cron", "spec"))
         if self.start is not None and self.start.tzinfo is None:
@@ -286,11 +340,11 @@ def _check_cron(spec: str, field_: str) -> None:
         if spec not in _CRON_DESCRIPTORS:
             allowed = ", ".join(sorted(_CRON_DESCRIPTORS))
             raise SpecError(
-                f"`{spec}` is not a cron descriptor; allowed: {allowed}, @every <duration>",
+                f"`{_cut(spec)}` is not a cron descriptor; allowed: {allowed}, @every <duration>",
                 field=field_,
             )
     elif len(spec.split()) not in (5, 6):
-        raise SpecError(f"`{spec}` is not a cron spec: expected 5 or 6 fields", field=field_)
+        raise SpecError(f"`{_cut(spec)}` is not a cron spec: expected 5 or 6 fields", field=field_)
 
 
 def _format_timestamp(value: datetime) -> str:
@@ -304,7 +358,7 @@ def _sorted_children(inputs: Sequence[Input], kind: str) -> tuple[Input, ...]:
         raise SpecError("needs at least one input", field=_at(kind))
     for i, child in enumerate(children):
         if not isinstance(child, _INPUT_TYPES):
-            raise SpecError(f"expected an input, got {child!r}", field=_at(f"{kind}[{i}]"))
+            raise SpecError(f"expected an input, got {show(child)}", field=_at(f"{kind}[{i}]"))
     return tuple(sorted(children, key=input_name))
 
 
@@ -375,33 +429,45 @@ _COMBINATORS: dict[str, type[CrossInput | UnionInput | JoinInput | GroupInput]] 
 
 
 def _kind(node: Input) -> str:
-    if isinstance(node, PFSInput):
-        return "pfs"
-    if isinstance(node, CronInput):
-        return "cron"
-    if isinstance(node, CrossInput):
-        return "cross"
-    if isinstance(node, UnionInput):
-        return "union"
-    if isinstance(node, JoinInput):
-        return "join"
-    return "group"
+    """The JSON key of a node: ``pfs``, ``cron``, ``cross``, ``union``, ``join`` or ``group``."""
+    match node:
+        case PFSInput():
+            return "pfs"
+        case CronInput():
+            return "cron"
+        case CrossInput():
+            return "cross"
+        case UnionInput():
+            return "union"
+        case JoinInput():
+            return "join"
+        case GroupInput():
+            return "group"
+        case _:
+            assert_never(node)
 
 
 def input_name(node: Input) -> str:
     """Pachyderm's ``InputName``: a leaf's name, else the first child's (depth-first)."""
-    if isinstance(node, PFSInput | CronInput):
-        return node.name
-    return input_name(node.inputs[0]) if node.inputs else ""
+    match node:
+        case PFSInput() | CronInput():
+            return node.name
+        case CrossInput() | UnionInput() | JoinInput() | GroupInput():
+            return input_name(node.inputs[0]) if node.inputs else ""
+        case _:
+            assert_never(node)
 
 
 def iter_leaves(node: Input) -> Iterator[PFSInput | CronInput]:
     """The pfs and cron leaves, depth-first in child order."""
-    if isinstance(node, PFSInput | CronInput):
-        yield node
-    else:
-        for child in node.inputs:
-            yield from iter_leaves(child)
+    match node:
+        case PFSInput() | CronInput():
+            yield node
+        case CrossInput() | UnionInput() | JoinInput() | GroupInput():
+            for child in node.inputs:
+                yield from iter_leaves(child)
+        case _:
+            assert_never(node)
 
 
 def iter_pfs_inputs(node: Input) -> Iterator[PFSInput]:
@@ -477,32 +543,34 @@ def validate_input(node: Input, field: str = "input") -> None:
 
 def _check_tree(node: Input, path: str, names: set[str], *, in_join: bool, in_group: bool) -> None:
     here = ".".join(p for p in (path, _kind(node)) if p)
-    if isinstance(node, PFSInput | CronInput):
-        if node.name in names:
-            raise SpecError(
-                f"input name `{node.name}` is used more than once", field=f"{here}.name"
-            )
-        names.add(node.name)
-        if isinstance(node, PFSInput):
-            if node.join_on and not in_join:
-                raise SpecError("only allowed under a join input", field=f"{here}.join_on")
-            if node.outer_join and not in_join:
-                raise SpecError("only allowed under a join input", field=f"{here}.outer_join")
-            if node.group_by and not in_group:
-                raise SpecError("only allowed under a group input", field=f"{here}.group_by")
-        return
-    in_join = in_join or isinstance(node, JoinInput)
-    in_group = in_group or isinstance(node, GroupInput)
-    if isinstance(node, UnionInput):
-        seen_in_branches: set[str] = set()
-        for i, child in enumerate(node.inputs):
-            branch_names = set(names)
-            _check_tree(child, f"{here}[{i}]", branch_names, in_join=in_join, in_group=in_group)
-            seen_in_branches |= branch_names
-        names |= seen_in_branches
-        return
-    for i, child in enumerate(node.inputs):
-        _check_tree(child, f"{here}[{i}]", names, in_join=in_join, in_group=in_group)
+    match node:
+        case PFSInput() | CronInput():
+            if node.name in names:
+                raise SpecError(
+                    f"input name `{_cut(node.name)}` is used more than once", field=f"{here}.name"
+                )
+            names.add(node.name)
+            if isinstance(node, PFSInput):
+                if node.join_on and not in_join:
+                    raise SpecError("only allowed under a join input", field=f"{here}.join_on")
+                if node.outer_join and not in_join:
+                    raise SpecError("only allowed under a join input", field=f"{here}.outer_join")
+                if node.group_by and not in_group:
+                    raise SpecError("only allowed under a group input", field=f"{here}.group_by")
+        case UnionInput():
+            seen_in_branches: set[str] = set()
+            for i, child in enumerate(node.inputs):
+                branch_names = set(names)
+                _check_tree(child, f"{here}[{i}]", branch_names, in_join=in_join, in_group=in_group)
+                seen_in_branches |= branch_names
+            names |= seen_in_branches
+        case CrossInput() | JoinInput() | GroupInput():
+            in_join = in_join or isinstance(node, JoinInput)
+            in_group = in_group or isinstance(node, GroupInput)
+            for i, child in enumerate(node.inputs):
+                _check_tree(child, f"{here}[{i}]", names, in_join=in_join, in_group=in_group)
+        case _:
+            assert_never(node)
 
 
 def input_to_dict(node: Input) -> dict[str, Any]:
@@ -558,7 +626,8 @@ class Transform:
             for i, item in enumerate(value):
                 if not isinstance(item, str):
                     raise SpecError(
-                        f"expected a string, got {item!r}", field=_at("transform", f"{key}[{i}]")
+                        f"expected a string, got {show(item)}",
+                        field=_at("transform", f"{key}[{i}]"),
                     )
             object.__setattr__(self, key, value)
         env = tuple((k, v) for k, v in self.env)
@@ -566,18 +635,18 @@ class Transform:
         for k, v in env:
             if not isinstance(k, str) or not k or not isinstance(v, str):
                 raise SpecError(
-                    f"expected a string name and value, got {k!r}: {v!r}",
+                    f"expected a string name and value, got {show(k)}: {show(v)}",
                     field=_at("transform", "env"),
                 )
             if k in seen:
-                raise SpecError(f"`{k}` is set more than once", field=_at("transform", "env"))
+                raise SpecError(f"`{_cut(k)}` is set more than once", field=_at("transform", "env"))
             seen.add(k)
         object.__setattr__(self, "env", env)
         codes = tuple(self.accept_return_code)
         for i, code in enumerate(codes):
             if not isinstance(code, int) or isinstance(code, bool):
                 raise SpecError(
-                    f"expected an integer, got {code!r}",
+                    f"expected an integer, got {show(code)}",
                     field=_at("transform", f"accept_return_code[{i}]"),
                 )
         object.__setattr__(self, "accept_return_code", codes)
@@ -592,7 +661,7 @@ class Transform:
                 )
             if not _PYTHON_TARGET.fullmatch(self.python):
                 raise SpecError(
-                    f"`{self.python}` is not a callable reference; use `package.module:function`",
+                    f"`{_cut(self.python)}` is not a callable reference; use `package.module:function`",
                     field=_at("transform", "python"),
                 )
         elif not self.cmd:
@@ -626,7 +695,7 @@ class Transform:
 
 def _check_secret(secret: Secret, field_: str) -> None:
     if not isinstance(secret, Secret):
-        raise SpecError(f"expected a Secret, got {secret!r}", field=field_)
+        raise SpecError(f"expected a Secret, got {show(secret)}", field=field_)
     if not secret.name:
         raise SpecError("required", field=f"{field_}.name")
     if not secret.mount_path and not secret.env_var:
@@ -655,7 +724,7 @@ class DatumSetSpec:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise SpecError(
-                    f"expected an integer >= 0, got {value!r}", field=f"datum_set_spec.{key}"
+                    f"expected an integer >= 0, got {show(value)}", field=f"datum_set_spec.{key}"
                 )
         if not (self.number or self.size_bytes or self.per_worker):
             raise SpecError(
@@ -708,21 +777,21 @@ class PipelineSpec:
         _check_name(self.name, "pipeline name", "pipeline.name")
         if len(self.name) > _MAX_PIPELINE_NAME:
             raise SpecError(
-                f"`{self.name}` is longer than {_MAX_PIPELINE_NAME} characters",
+                f"`{_cut(self.name)}` is longer than {_MAX_PIPELINE_NAME} characters",
                 field="pipeline.name",
             )
         if not isinstance(self.input, _INPUT_TYPES):
-            raise SpecError(f"expected an input, got {self.input!r}", field="input")
+            raise SpecError(f"expected an input, got {show(self.input)}", field="input")
         validate_input(self.input, "input")
         if not isinstance(self.transform, Transform):
-            raise SpecError(f"expected a Transform, got {self.transform!r}", field="transform")
+            raise SpecError(f"expected a Transform, got {show(self.transform)}", field="transform")
         if (
             isinstance(self.datum_tries, bool)
             or not isinstance(self.datum_tries, int)
             or self.datum_tries < 1
         ):
             raise SpecError(
-                f"must be an integer >= 1, got {self.datum_tries!r}", field="datum_tries"
+                f"must be an integer >= 1, got {show(self.datum_tries)}", field="datum_tries"
             )
         for key in ("datum_timeout", "job_timeout"):
             value = getattr(self, key)
@@ -734,14 +803,14 @@ class PipelineSpec:
             or self.parallelism < 0
         ):
             raise SpecError(
-                f"must be an integer >= 0, got {self.parallelism!r}",
+                f"must be an integer >= 0, got {show(self.parallelism)}",
                 field="parallelism_spec.constant",
             )
         if self.parallelism == 0:
             object.__setattr__(self, "parallelism", 1)
         if self.reprocess_spec not in ("until_success", "every_job"):
             raise SpecError(
-                f"`{self.reprocess_spec}` is not allowed; use until_success or every_job",
+                f"`{_cut(self.reprocess_spec)}` is not allowed; use until_success or every_job",
                 field="reprocess_spec",
             )
         _check_name(self.output_branch, "branch name", "output_branch")
@@ -814,7 +883,7 @@ def _resources_text(value: object, field_: str) -> str | None:
         except ValueError:
             raise SpecError("not valid JSON", field=field_) from None
     if not isinstance(value, Mapping):
-        raise SpecError(f"expected an object, got {value!r}", field=field_)
+        raise SpecError(f"expected an object, got {show(value)}", field=field_)
     for key in value:
         if key not in _RESOURCE_KEYS:
             raise SpecError(
@@ -834,7 +903,7 @@ def _json_text(value: object, field_: str) -> str | None:
         return value
     if isinstance(value, Mapping | list):
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
-    raise SpecError(f"expected JSON text or an object, got {value!r}", field=field_)
+    raise SpecError(f"expected JSON text or an object, got {show(value)}", field=field_)
 
 
 # --- parsing ----------------------------------------------------------------------------------
@@ -862,28 +931,33 @@ _TOP_IGNORED = (
     "autoscaling",
     "cache_size",
     "chunk_spec",
-    "determined",
-    "egress",
     "enable_stats",
     "hashtree_spec",
     "max_queue_size",
     "maximum_expected_uptime",
     "metadata",
     "reprocess",
-    "s3_out",
     "scheduling_spec",
-    "service",
     "sidecar_resource_limits",
     "sidecar_resource_requests",
     "spec_commit",
-    "spout",
     "standby",
-    "tf_job",
     "tolerations",
     "update",
 )
-_PIPELINE_KEYS = ("name",)
-_PIPELINE_IGNORED = ("project",)
+# Fields that change what user code sees or does: refused, never dropped.
+_TOP_REFUSED = {
+    "service": "a service pipeline serves requests from a long-running pod; run the server "
+    "outside the datum model",
+    "spout": "a spout pushes data itself; write into an input repo instead (`datumctl put "
+    "file`, or an Airflow task / sensor) and run a pipeline over it",
+    "s3_out": "outputs are written to /pfs/out; read them with `datumctl get file`",
+    "egress": "copy outputs out after the job (`datumctl get file -r`, or an Airflow task "
+    "downstream)",
+    "tf_job": "run the training as the transform's `cmd`",
+    "determined": "run the training as the transform's `cmd`",
+}
+_PIPELINE_KEYS = ("name", "project")
 _INPUT_KEYS = ("pfs", "cron", "cross", "union", "join", "group")
 _PFS_KEYS = (
     "name",
@@ -896,11 +970,18 @@ _PFS_KEYS = (
     "lazy",
     "empty_files",
     "reference",
+    "project",
+    "repo_type",
 )
 # An empty ``commit`` (as some tools write out) is tolerated; a set one is rejected above.
-_PFS_IGNORED = ("project", "repo_type", "trigger", "s3", "propagation_spec", "commit")
-_CRON_KEYS = ("name", "spec", "overwrite", "start")
-_CRON_IGNORED = ("project", "repo", "commit")
+_PFS_IGNORED = ("propagation_spec", "commit")
+_PFS_REFUSED = {
+    "s3": "inputs are files under /pfs/<name>; read them there",
+    "trigger": "run the pipeline when you want it to (`datumctl run pipeline`, an Airflow "
+    "schedule or asset)",
+}
+_CRON_KEYS = ("name", "spec", "overwrite", "start", "project")
+_CRON_IGNORED = ("repo", "commit")
 _TRANSFORM_KEYS = (
     "image",
     "cmd",
@@ -915,11 +996,32 @@ _TRANSFORM_KEYS = (
     "datum_batching",
     "python",
 )
-_TRANSFORM_IGNORED = ("build", "debug", "dockerfile", "image_pull_secrets", "memory_volume")
+_TRANSFORM_IGNORED = ("debug", "image_pull_secrets", "memory_volume")
+_TRANSFORM_REFUSED = {
+    "build": "build the image yourself and name it in `transform.image`",
+    "dockerfile": "build the image yourself and name it in `transform.image`",
+}
 _SECRET_KEYS = ("name", "key", "mount_path", "env_var")
 _DATUM_SET_KEYS = ("number", "size_bytes", "per_worker")
 _PARALLELISM_KEYS = ("constant",)
 _PARALLELISM_IGNORED = ("coefficient",)
+
+
+def _every_field() -> tuple[str, ...]:
+    keys: set[str] = set()
+    for table in (
+        _TOP_KEYS, _TOP_IGNORED, _TOP_REFUSED, _PIPELINE_KEYS, _INPUT_KEYS, _PFS_KEYS,
+        _PFS_IGNORED, _PFS_REFUSED, _CRON_KEYS, _CRON_IGNORED, _TRANSFORM_KEYS,
+        _TRANSFORM_IGNORED, _TRANSFORM_REFUSED, _SECRET_KEYS, _DATUM_SET_KEYS,
+        _PARALLELISM_KEYS, _PARALLELISM_IGNORED,
+    ):  # fmt: skip
+        keys.update(table)
+    return tuple(sorted(keys))
+
+
+FIELDS = _every_field()
+"""Every field name the parser knows (snake_case); each is also accepted as :func:`camel`."""
+_SNAKE = {camel(key): key for key in FIELDS if camel(key) != key}
 
 
 def _fields(
@@ -927,27 +1029,65 @@ def _fields(
     path: str,
     allowed: Sequence[str],
     ignored: Sequence[str] = (),
+    refused: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """Check an object's keys; warn for ignored ones; drop ``null`` values."""
+    """Check an object's keys (either spelling); warn for ignored ones; drop ``null`` values.
+
+    Keys come back in snake_case. A refused key with a set value is an error saying what to do
+    instead; an ignored one warns and is dropped.
+    """
     if not isinstance(data, Mapping):
-        raise SpecError(f"expected an object, got {data!r}", field=path or "spec")
+        raise SpecError(f"expected an object, got {show(data)}", field=path or "spec")
+    refused = refused or {}
     out: dict[str, Any] = {}
-    for key, value in data.items():
-        here = f"{path}.{key}" if path else str(key)
+    spelled: dict[str, str] = {}
+    for raw_key, value in data.items():
+        key = _SNAKE.get(raw_key, raw_key) if isinstance(raw_key, str) else raw_key
+        if not isinstance(key, str):
+            raise SpecError(f"expected a field name, got {show(raw_key)}", field=path or "spec")
+        if key in spelled:
+            raise SpecError(
+                f"`{_cut(spelled[key])}` and `{_cut(raw_key)}` are the same field; give one",
+                field=_join(path, key),
+            )
+        spelled[key] = raw_key
+        here = _join(path, key)
         if value is None:
             continue
         if key in allowed:
             out[key] = value
+        elif key in refused:
+            if value not in (False, 0, "", []):
+                raise SpecError(
+                    f"not supported by airflow-datum-provider: {refused[key]}", field=here
+                )
         elif key in ignored:
-            if value not in (False, 0, "", []):  # `{}` still asks for the feature (spout: {})
+            if value not in (False, 0, "", []):  # `{}` still asks for the feature
                 warnings.warn(
                     f"{here}: not supported by airflow-datum-provider; ignored",
                     UnsupportedFieldWarning,
                     stacklevel=4,
                 )
         else:
-            raise SpecError(f"unknown field; allowed: {', '.join(allowed)}", field=here)
+            raise SpecError(
+                f"unknown field; allowed: {', '.join(allowed)}", field=_join(path, _cut(key))
+            )
     return out
+
+
+def _check_project(data: Mapping[str, Any], key: str, path: str) -> None:
+    """``project`` (Pachyderm 2.5+): only the default project exists here."""
+    value = data.get(key)
+    name = value.get("name", "") if isinstance(value, Mapping) else value
+    if isinstance(value, Mapping):
+        _fields(value, _join(path, key), ("name",))
+    if name in (None, "", "default"):
+        return
+    raise SpecError(
+        f"project {show(name)} is not supported: airflow-datum-provider has only the default "
+        "project; drop `project` (or name it `default`) and keep repo names unique",
+        field=_join(path, key),
+    )
 
 
 def _join(path: str, key: str) -> str:
@@ -957,27 +1097,38 @@ def _join(path: str, key: str) -> str:
 def _str(data: Mapping[str, Any], key: str, path: str, default: str = "") -> str:
     value = data.get(key, default)
     if not isinstance(value, str):
-        raise SpecError(f"expected a string, got {value!r}", field=_join(path, key))
+        raise SpecError(f"expected a string, got {show(value)}", field=_join(path, key))
     return value
 
 
 def _bool(data: Mapping[str, Any], key: str, path: str) -> bool:
     value = data.get(key, False)
     if not isinstance(value, bool):
-        raise SpecError(f"expected true or false, got {value!r}", field=_join(path, key))
+        raise SpecError(f"expected true or false, got {show(value)}", field=_join(path, key))
     return value
 
 
+_INT_TEXT = re.compile(r"-?\d{1,19}")
+
+
 def _int(data: Mapping[str, Any], key: str, path: str, default: int) -> int:
-    value = data.get(key, default)
+    return _int_value(data.get(key, default), _join(path, key))
+
+
+def _int_value(value: object, field: str) -> int:
+    """An integer; protojson's int64 may come as a string (``"2"``) or an integral float."""
+    if isinstance(value, str) and _INT_TEXT.fullmatch(value.strip()):
+        return int(value)
+    if isinstance(value, float) and value.is_integer() and abs(value) < 2**63:
+        return int(value)
     if isinstance(value, bool) or not isinstance(value, int):
-        raise SpecError(f"expected an integer, got {value!r}", field=_join(path, key))
+        raise SpecError(f"expected an integer, got {show(value)}", field=field)
     return value
 
 
 def _list(value: object, path: str) -> list[Any]:
     if not isinstance(value, list | tuple):
-        raise SpecError(f"expected a list, got {value!r}", field=path)
+        raise SpecError(f"expected a list, got {show(value)}", field=path)
     return list(value)
 
 
@@ -986,7 +1137,7 @@ def _str_list(data: Mapping[str, Any], key: str, path: str) -> tuple[str, ...]:
     items = _list(data.get(key, []), here)
     for i, item in enumerate(items):
         if not isinstance(item, str):
-            raise SpecError(f"expected a string, got {item!r}", field=f"{here}[{i}]")
+            raise SpecError(f"expected a string, got {show(item)}", field=f"{here}[{i}]")
     return tuple(items)
 
 
@@ -1012,7 +1163,13 @@ def _parse_input(data: object, path: str) -> Input:
                 "not allowed in a pipeline spec; use a branch whose head points to the commit",
                 field=f"{here}.commit",
             )
-        fields_ = _fields(body, here, _PFS_KEYS, _PFS_IGNORED)
+        fields_ = _fields(body, here, _PFS_KEYS, _PFS_IGNORED, _PFS_REFUSED)
+        _check_project(fields_, "project", here)
+        if _str(fields_, "repo_type", here) not in ("", "user"):
+            raise SpecError(
+                f"`{_cut(fields_['repo_type'])}` repos cannot be inputs here; only user repos",
+                field=f"{here}.repo_type",
+            )
         for key in ("repo", "glob"):
             if key not in fields_:
                 raise SpecError("required", field=f"{here}.{key}")
@@ -1031,6 +1188,7 @@ def _parse_input(data: object, path: str) -> Input:
             )
     if kind == "cron":
         fields_ = _fields(body, here, _CRON_KEYS, _CRON_IGNORED)
+        _check_project(fields_, "project", here)
         for key in ("name", "spec"):
             if key not in fields_:
                 raise SpecError("required", field=f"{here}.{key}")
@@ -1058,19 +1216,19 @@ def _timestamp(value: object, path: str) -> datetime | None:
             return datetime.fromisoformat(value)
         except ValueError:
             pass
-    raise SpecError(f"`{value}` is not an RFC 3339 timestamp", field=path)
+    raise SpecError(f"`{_cut(value)}` is not an RFC 3339 timestamp", field=path)
 
 
 def _parse_transform(data: object) -> Transform:
     path = "transform"
-    values = _fields(data, path, _TRANSFORM_KEYS, _TRANSFORM_IGNORED)
+    values = _fields(data, path, _TRANSFORM_KEYS, _TRANSFORM_IGNORED, _TRANSFORM_REFUSED)
     env_data = values.get("env", {})
     if not isinstance(env_data, Mapping):
-        raise SpecError(f"expected an object, got {env_data!r}", field="transform.env")
+        raise SpecError(f"expected an object, got {show(env_data)}", field="transform.env")
     env: list[tuple[str, str]] = []
     for key, value in env_data.items():
         if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise SpecError(f"expected a string, got {value!r}", field=f"transform.env.{key}")
+            raise SpecError(f"expected a string, got {show(value)}", field=f"transform.env.{key}")
         env.append((str(key), str(value)))
     secrets: list[Secret] = []
     for i, item in enumerate(_list(values.get("secrets", []), "transform.secrets")):
@@ -1084,10 +1242,15 @@ def _parse_transform(data: object) -> Transform:
                 env_var=_str(secret, "env_var", here),
             )
         )
-    codes = _list(values.get("accept_return_code", []), "transform.accept_return_code")
+    codes = [
+        _int_value(code, f"transform.accept_return_code[{i}]") if isinstance(code, str) else code
+        for i, code in enumerate(
+            _list(values.get("accept_return_code", []), "transform.accept_return_code")
+        )
+    ]
     python = values.get("python")
     if python is not None and not isinstance(python, str):
-        raise SpecError(f"expected a string, got {python!r}", field="transform.python")
+        raise SpecError(f"expected a string, got {show(python)}", field="transform.python")
     return Transform(
         cmd=_str_list(values, "cmd", path),
         stdin=_str_list(values, "stdin", path),
@@ -1105,11 +1268,12 @@ def _parse_transform(data: object) -> Transform:
 
 
 def _parse_pipeline(data: Mapping[str, Any]) -> PipelineSpec:
-    values = _fields(data, "", _TOP_KEYS, _TOP_IGNORED)
+    values = _fields(data, "", _TOP_KEYS, _TOP_IGNORED, _TOP_REFUSED)
     for key in ("pipeline", "input", "transform"):
         if key not in values:
             raise SpecError("required", field=key)
-    pipeline = _fields(values["pipeline"], "pipeline", _PIPELINE_KEYS, _PIPELINE_IGNORED)
+    pipeline = _fields(values["pipeline"], "pipeline", _PIPELINE_KEYS)
+    _check_project(pipeline, "project", "pipeline")
     parallelism = 1
     if "parallelism_spec" in values:
         spec = _fields(
@@ -1125,14 +1289,15 @@ def _parse_pipeline(data: Mapping[str, Any]) -> PipelineSpec:
     reprocess = values.get("reprocess_spec", "until_success")
     if reprocess not in ("until_success", "every_job"):
         raise SpecError(
-            f"`{reprocess}` is not allowed; use until_success or every_job", field="reprocess_spec"
+            f"`{_cut(reprocess)}` is not allowed; use until_success or every_job",
+            field="reprocess_spec",
         )
     return PipelineSpec(
         name=_str(pipeline, "name", "pipeline"),
         description=_str(values, "description", ""),
         input=_parse_input(values["input"], "input"),
         transform=_parse_transform(values["transform"]),
-        datum_tries=_int(values, "datum_tries", "", 3),
+        datum_tries=_int(values, "datum_tries", "", 3) or 3,  # 0 is Pachyderm's "default"
         datum_timeout=_duration(values, "datum_timeout"),
         job_timeout=_duration(values, "job_timeout"),
         parallelism=parallelism,
@@ -1151,23 +1316,23 @@ def _duration(values: Mapping[str, Any], key: str) -> timedelta | None:
     return parse_duration(values[key], key) if key in values else None
 
 
-def _load_text(text: str) -> object:
-    stripped = text.lstrip()
-    if stripped.startswith(("{", "[")):
-        try:
-            return json.loads(text)
-        except ValueError:
-            pass  # YAML flow style is a superset; let it report the error
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        raise SpecError(f"not valid JSON or YAML: {exc}", field="spec") from None
-
-
 def _load(text_or_mapping: str | Mapping[str, Any]) -> Mapping[str, Any]:
-    data = _load_text(text_or_mapping) if isinstance(text_or_mapping, str) else text_or_mapping
+    if isinstance(text_or_mapping, str):
+        documents = load_documents(text_or_mapping)
+        if not documents:
+            raise SpecError("expected an object, got None (the text is empty)", field="spec")
+        if len(documents) != 1:
+            raise SpecError(
+                f"expected one spec, got {len(documents)} documents; use parse_specs for a "
+                "file of several pipelines",
+                field="spec",
+            )
+        (data,) = documents
+    else:
+        check_bounds(text_or_mapping)
+        data = text_or_mapping
     if not isinstance(data, Mapping):
-        raise SpecError(f"expected an object, got {data!r}", field="spec")
+        raise SpecError(f"expected an object, got {show(data)}", field="spec")
     return data
 
 
@@ -1176,9 +1341,55 @@ def parse_spec(text_or_mapping: str | Mapping[str, Any]) -> PipelineSpec:
     return _parse_pipeline(_load(text_or_mapping))
 
 
+def parse_specs(
+    text_or_data: str | Mapping[str, Any] | Sequence[Mapping[str, Any]],
+) -> tuple[PipelineSpec, ...]:
+    """Every pipeline spec of a file, in order, as ``pachctl create pipeline -f`` reads it.
+
+    A YAML stream (documents separated by ``---``), a JSON list of specs, concatenated JSON
+    objects, or one spec. Every spec is parsed before any is returned, so one bad spec refuses
+    the whole file; its error starts with ``spec N of M`` when the file holds several.
+    """
+    if isinstance(text_or_data, str):
+        documents = load_documents(text_or_data)
+    elif isinstance(text_or_data, Mapping):
+        documents = [text_or_data]
+    else:
+        documents = list(text_or_data)
+    if len(documents) == 1 and isinstance(documents[0], list | tuple):
+        documents = list(documents[0])  # a JSON (or YAML) list of specs
+    if not documents:
+        raise SpecError("no pipeline spec in the file", field="spec")
+    specs: list[PipelineSpec] = []
+    for n, data in enumerate(documents, 1):
+        try:
+            if not isinstance(data, Mapping):
+                raise SpecError(f"expected an object, got {show(data)}", field="spec")
+            check_bounds(data)
+            specs.append(_parse_pipeline(data))
+        except SpecError as exc:
+            if len(documents) == 1:
+                raise
+            raise SpecError(
+                f"spec {n} of {len(documents)}: {exc}",
+                document=n,
+                spec_field=getattr(exc, "field", ""),
+            ) from None
+    names = [spec.name for spec in specs]
+    for name in names:
+        if names.count(name) > 1:
+            raise SpecError(f"pipeline `{_cut(name)}` is given more than once", field="spec")
+    return tuple(specs)
+
+
 def load_spec(path: str | PathLike[str]) -> PipelineSpec:
     """Read and parse a pipeline spec file (JSON or YAML)."""
     return parse_spec(Path(path).read_text(encoding="utf-8"))
+
+
+def load_specs(path: str | PathLike[str]) -> tuple[PipelineSpec, ...]:
+    """Read and parse a file of one or several pipeline specs (see :func:`parse_specs`)."""
+    return parse_specs(Path(path).read_text(encoding="utf-8"))
 
 
 def parse_spec_or_input(text_or_mapping: str | Mapping[str, Any]) -> PipelineSpec | Input:

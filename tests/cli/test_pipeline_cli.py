@@ -303,7 +303,7 @@ def test_user_errors_are_one_line(
         "spec": str(spec),
         "spec_nope": str(write_spec(tmp_path / "nope.json", counter, name="nope")),
         "missing": str(tmp_path / "missing.json"),
-        "bad": str(write_spec(tmp_path / "bad.json", counter, name="b", datum_tries=0)),
+        "bad": str(write_spec(tmp_path / "bad.json", counter, name="b", datum_tries=-1)),
         "spec_norepo": str(
             write_spec(
                 tmp_path / "nr.json",
@@ -322,21 +322,23 @@ def test_user_errors_are_one_line(
 
 def test_ignored_spec_fields_warn(store: Store, tmp_path: Path, counter: Path) -> None:
     put(store, {"/a.txt": b"alpha"})
-    spec = write_spec(tmp_path / "s.json", counter, egress={"URL": "s3://x/y"})
+    spec = write_spec(tmp_path / "s.json", counter, enable_stats=True)
     result = CliRunner().invoke(cli, ["--store", store.url, "create", "pipeline", "-f", str(spec)])
     assert result.exit_code == 0, result.output
-    assert "datumctl: warning: egress: not supported" in result.output
+    assert "datumctl: warning: enable_stats: not supported" in result.output
 
 
 def test_list_datum_from_spec_shows_ignored_fields_as_datumctl_warnings(
     store: Store, tmp_path: Path, counter: Path
 ) -> None:
     put(store, {"/a.txt": b"alpha"})
-    spec = write_spec(tmp_path / "s.json", counter, egress={"URL": "s3://x/y"})
+    spec = write_spec(tmp_path / "s.json", counter, enable_stats=True)
     result = CliRunner().invoke(cli, ["--store", store.url, "list", "datum", "-f", str(spec)])
     assert result.exit_code == 0, result.output
     lines = result.output.splitlines()
-    assert "datumctl: warning: egress: not supported by airflow-datum-provider; ignored" in lines
+    assert (
+        "datumctl: warning: enable_stats: not supported by airflow-datum-provider; ignored" in lines
+    )
     assert "UnsupportedFieldWarning" not in result.output
     assert any("a.txt" in line for line in lines)
 

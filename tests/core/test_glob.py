@@ -357,3 +357,78 @@ def test_matches_start_with_prefix(pattern: list[str], path: list[str]) -> None:
     full = "/" + "/".join(path)
     if glob.match(full):
         assert full.startswith(glob.prefix)
+
+
+# --- bounded matching -------------------------------------------------------------------------
+
+ENGINE_CASES = [
+    ("/*", "re", "star"),
+    ("/*/*", "re", "depth-two"),
+    ("/(*)-(*).txt", "re", "two-stars-last-segment"),
+    ("/**/*.csv", "re", "globstar-then-star"),
+    ("/!(*.tmp)", "re", "negation-one-star"),
+    ("/!(a|b)", "re", "negation-literal-alternatives"),
+    ("/*(*(a))b", "re2", "nested-repetition"),
+    ("/{a,b}*", "re2", "alternation"),
+    ("/*a*/*a*/x", "re2", "two-stars-inner-segment"),
+    ("/**/**", "re2", "two-globstars"),
+    ("/foo?(1)", "re2", "optional-extglob"),
+]
+
+
+@pytest.mark.parametrize(
+    ("pattern", "engine"), [c[:2] for c in ENGINE_CASES], ids=[c[2] for c in ENGINE_CASES]
+)
+def test_engine_choice(pattern: str, engine: str) -> None:
+    assert compile_glob(pattern).engine == engine
+
+
+def test_pathological_glob_is_linear_time() -> None:
+    # Python's backtracking `re` needs minutes here (issue 7 §5); RE2 answers at once.
+    glob = compile_glob("/*(*(a))b")
+    assert glob.engine == "re2"
+    assert glob.match("/" + "a" * 40) is False
+    assert glob.match("/" + "a" * 40 + "b") is True
+    assert glob.captures("/aab") == ("/aab", "aa", "aa")
+
+
+def test_negation_too_complex_for_bounded_time_is_refused() -> None:
+    with pytest.raises(GlobError, match="too complex to match in bounded time") as info:
+        compile_glob("/!(*a*)", "input.pfs.glob")
+    assert str(info.value).startswith("input.pfs.glob: `/!(*a*)`")
+    assert "\n" not in str(info.value)
+
+
+def test_deep_nesting_is_one_line_error() -> None:
+    pattern = "/" + "(" * 500 + "a" + ")" * 500
+    with pytest.raises(GlobError, match="groups nest more than 64 deep") as info:
+        compile_glob(pattern, "input.pfs.glob")
+    assert "\n" not in str(info.value)
+
+
+def test_overlong_glob_is_refused_without_echoing_it() -> None:
+    with pytest.raises(GlobError, match="longer than 4096") as info:
+        compile_glob("/" + "a" * 100_000, "input.pfs.glob")
+    assert len(str(info.value)) < 200
+
+
+_EXT_ALPHABET = "ab/*?{},()|!@+"
+
+
+@given(st.text(alphabet=_EXT_ALPHABET, max_size=10), st.text(alphabet="ab/", max_size=8))
+def test_re2_agrees_with_python_re(pattern: str, path: str) -> None:
+    """Whatever engine a pattern gets, matches and captures are those of the Python regex."""
+    import re2
+
+    try:
+        glob = compile_glob(pattern)
+    except GlobError:
+        return
+    if "(?!" in glob.regex.pattern:
+        return  # RE2 has no lookahead: such patterns always run on `re`
+    linear = re2.compile(glob.regex.pattern.replace(r"\Z", r"\z"))
+    full = "/" + path
+    m, n = glob.regex.match(full), linear.match(full)
+    assert (m is None) == (n is None)
+    if m is not None and n is not None:
+        assert m.groups() == n.groups()

@@ -479,3 +479,43 @@ def test_union_cardinality_is_the_sum(
     datums = list(list_datums(store, union(*(pfs(r, "/*") for r in repos))))
     assert len(datums) == sum(len(names) for names in sides)
     assert shape(datums) == [(f"{r}:/{n}",) for r, names in repos.items() for n in sorted(names)]
+
+
+# --- planning is bounded by the job's deadline ---------------------------------------------------
+
+
+def test_planning_past_its_deadline_raises_job_killed(tmp_path: Path) -> None:
+    from airflow_datum_provider.core.errors import JobKilled
+    from airflow_datum_provider.core.plan import PLAN_TIMEOUT_REASON
+
+    store = Store.open(tmp_path / "store")
+    make_repos(store, {"A": {f"/f{i}": b"x" for i in range(600)}})
+    past = time.monotonic() - 1
+    with pytest.raises(JobKilled, match=PLAN_TIMEOUT_REASON):
+        next(list_datums(store, pfs("A", "/*"), deadline=past))
+    with pytest.raises(JobKilled, match=PLAN_TIMEOUT_REASON):
+        list(list_datums(store, cross(pfs("A", "/*"), pfs("A", "/*", name="B")), deadline=past))
+    future = time.monotonic() + 3600
+    assert len(list(list_datums(store, pfs("A", "/*"), deadline=future))) == 600
+
+
+def test_job_timeout_covers_planning(tmp_path: Path) -> None:
+    from airflow_datum_provider.core.engine import create_pipeline, run_pipeline
+    from airflow_datum_provider.core.plan import PLAN_TIMEOUT_REASON
+    from airflow_datum_provider.core.spec import parse_spec
+
+    store = Store.open(tmp_path / "store")
+    make_repos(store, {"data": {"/a": b"a"}})
+    spec = parse_spec(
+        {
+            "pipeline": {"name": "p"},
+            "input": {"pfs": {"repo": "data", "glob": "/*"}},
+            "transform": {"cmd": ["true"]},
+            "job_timeout": "0.000001s",  # over before the first datum is listed
+        }
+    )
+    create_pipeline(store, spec)
+    job = run_pipeline(store, "p")
+    assert (job.state, job.reason) == ("killed", PLAN_TIMEOUT_REASON)
+    assert store.branch_head("p", "master") is None
+    assert store.list_open_commits("p") == []

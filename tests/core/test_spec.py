@@ -572,7 +572,12 @@ SPEC_ERRORS: list[tuple[str, Any, str, str]] = [
         f"pipeline.name: `{'x' * 64}` is longer than 63 characters",
         "name-length",
     ),
-    ("pipeline.nmae", "x", "pipeline.nmae: unknown field; allowed: name", "pipeline-unknown"),
+    (
+        "pipeline.nmae",
+        "x",
+        "pipeline.nmae: unknown field; allowed: name, project",
+        "pipeline-unknown",
+    ),
     ("input", _DELETE, "input: required", "input-missing"),
     ("transform", _DELETE, "transform: required", "transform-missing"),
     ("transform.cmd", _DELETE, "transform.cmd: required unless `python` is given", "cmd-missing"),
@@ -601,8 +606,8 @@ SPEC_ERRORS: list[tuple[str, Any, str, str]] = [
     ("transform.env", {"A": [1]}, "transform.env.A: expected a string, got [1]", "env-value"),
     (
         "transform.accept_return_code",
-        [1, "2"],
-        "transform.accept_return_code[1]: expected an integer, got '2'",
+        [1, "two"],
+        "transform.accept_return_code[1]: expected an integer, got 'two'",
         "return-code",
     ),
     (
@@ -629,8 +634,8 @@ SPEC_ERRORS: list[tuple[str, Any, str, str]] = [
         "transform.secrets[0].mount: unknown field; allowed: name, key, mount_path, env_var",
         "secret-unknown",
     ),
-    ("datum_tries", 0, "datum_tries: must be an integer >= 1, got 0", "tries-zero"),
-    ("datum_tries", "3", "datum_tries: expected an integer, got '3'", "tries-type"),
+    ("datum_tries", -1, "datum_tries: must be an integer >= 1, got -1", "tries-negative"),
+    ("datum_tries", "three", "datum_tries: expected an integer, got 'three'", "tries-type"),
     (
         "datum_timeout",
         "soon",
@@ -786,11 +791,7 @@ def test_validate_input_on_built_trees() -> None:
 # --- unsupported fields -----------------------------------------------------------------------
 
 UNSUPPORTED: list[tuple[str, Any, str]] = [
-    ("egress", {"URL": "s3://bucket/dir"}, "egress"),
-    ("service", {"external_port": 30000}, "service"),
-    ("spout", {}, "spout"),
     ("autoscaling", True, "autoscaling"),
-    ("s3_out", True, "s3_out"),
     ("sidecar_resource_limits", {"memory": "1G"}, "sidecar_resource_limits"),
     ("scheduling_spec", {"node_selector": {"a": "b"}}, "scheduling_spec"),
     ("tolerations", [{"key": "x"}], "tolerations"),
@@ -802,12 +803,6 @@ UNSUPPORTED: list[tuple[str, Any, str]] = [
     ("cache_size", "64M", "cache_size"),
     ("chunk_spec", {"number": 1}, "chunk_spec"),
     ("update", True, "update"),
-    ("pipeline.project", {"name": "p"}, "pipeline.project"),
-    ("input.pfs.trigger", {"size": "1M"}, "input.pfs.trigger"),
-    ("input.pfs.s3", True, "input.pfs.s3"),
-    ("input.pfs.project", "default", "input.pfs.project"),
-    ("input.pfs.repo_type", "meta", "input.pfs.repo_type"),
-    ("transform.build", {"path": "."}, "transform.build"),
     ("transform.debug", True, "transform.debug"),
     ("transform.image_pull_secrets", ["reg"], "transform.image_pull_secrets"),
     ("parallelism_spec.coefficient", 0.5, "parallelism_spec.coefficient"),
@@ -941,3 +936,46 @@ def test_transform_env_dict_and_tuples() -> None:
     assert t.cmd == ("sh", "-c", "x")
     assert t.env_dict == {"B": "2", "A": "1"}
     assert list(t.to_dict()["env"]) == ["B", "A"]
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["99999999999999999999s", "2562048h", 1e300, 10**30],
+    ids=["huge-string", "past-go-max", "huge-float", "huge-int"],
+)
+def test_overlong_duration_is_one_line_naming_the_field(value: Any) -> None:
+    with pytest.raises(SpecError, match=r"^datum_timeout: .* is longer than the longest") as info:
+        parse_spec(_with("datum_timeout", value))
+    assert len(str(info.value)) < 200
+
+
+def test_go_max_duration_is_accepted() -> None:
+    spec = parse_spec(_with("job_timeout", "2562047h"))
+    assert spec.job_timeout == timedelta(hours=2562047)
+
+
+# --- exhaustive dispatch over the input algebra (issue 8 §6) ----------------------------------
+
+
+def test_dispatch_names_every_kind_and_refuses_the_unknown() -> None:
+    from airflow_datum_provider.core import spec as spec_module
+    from airflow_datum_provider.core.plan import pfs_leaves
+
+    leaf = pfs("a", "/*")
+    kinds = {
+        leaf: "pfs",
+        cron("t", "@daily"): "cron",
+        cross(leaf): "cross",
+        union(leaf): "union",
+        join(leaf): "join",
+        group(leaf): "group",
+    }
+    for node, kind in kinds.items():
+        assert spec_module._kind(node) == kind
+    for bad in (object(), {"pfs": {}}, None):
+        with pytest.raises(AssertionError):
+            spec_module._kind(bad)  # type: ignore[arg-type]
+        with pytest.raises(AssertionError):
+            list(pfs_leaves(bad))  # type: ignore[arg-type]
+        with pytest.raises(AssertionError):
+            list(spec_module.iter_leaves(bad))  # type: ignore[arg-type]

@@ -185,7 +185,14 @@ def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> Plan
     job = records.update_job(job, state="running", started=job.started or now())
     spec = records.job_pipeline(job).spec
     base_id, base = _base_index(store, job)
-    planner = Planner(store, spec.input, _pins_of(job), salt=job.salt, pipeline=job.pipeline)
+    planner = Planner(
+        store,
+        spec.input,
+        _pins_of(job),
+        salt=job.salt,
+        pipeline=job.pipeline,
+        deadline=_deadline(job, spec),  # planning counts against job_timeout too
+    )
     diff = diff_datums(planner, base, every_job=spec.reprocess_spec == "every_job")
     to_process: list[Datum] = []
     skipped: list[Datum] = []

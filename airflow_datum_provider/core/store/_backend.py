@@ -255,6 +255,9 @@ class FsspecBackend:
         self.fs.mv(self._path(temp_key), self._path(key))
 
 
+_PROTOCOLS = ("memory", "s3", "s3a")
+
+
 def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> Backend:
     """Open a backend for a path, a URL, or a UPath-like object (``.fs`` and ``.path``)."""
     options = dict(storage_options or {})
@@ -266,13 +269,26 @@ def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> 
         return FsspecBackend(fs, str(url.path), str(url))
     if isinstance(url, os.PathLike):
         url = os.fspath(url)
-    if not isinstance(url, str) or not url:
-        raise StoreError(f"store URL: {url!r} is not a path or URL")
+    if not isinstance(url, str) or not url.strip():
+        raise StoreError(
+            f"store URL {url!r:.100}: not a path or URL; give a folder, file://, memory:// or "
+            "s3://bucket/prefix"
+        )
     if "://" not in url:
         return LocalBackend(Path(url).expanduser().absolute())
     protocol, _, rest = url.partition("://")
     if protocol in ("file", "local"):
         return LocalBackend(Path(rest).expanduser().absolute())
+    if protocol not in _PROTOCOLS:
+        # Checked before fsspec builds anything: a half-built filesystem (FTP's) prints a
+        # traceback from its __del__.
+        raise StoreError(
+            f"store URL {url:.200}: protocol `{protocol:.20}` is not supported; use a folder, "
+            "file://, memory:// or s3:// (the store needs an atomic create-if-absent)",
+            url=url[:200],
+        )
+    if protocol != "memory" and not rest.strip("/"):
+        raise StoreError(f"store URL {url:.200}: needs a bucket (s3://bucket/prefix)", url=url)
     import fsspec
 
     if protocol in ("s3", "s3a"):
