@@ -22,7 +22,13 @@
     │   ├── JobNotFound (LookupError)
     │   ├── JobFailed               the job ended failed / killed (``reason``)
     │   └── JobKilled               the job was stopped or hit its ``job_timeout`` (``job``)
-    └── MergeError                  outputs cannot be merged (``path``)
+    ├── MergeError                  outputs cannot be merged (``path``)
+    └── BatchError                  the batch executor (``airflow_datum_provider.batch``) refuses
+        ├── ChunkingError (ValueError)  the data cannot be split into chunks (``data_type``)
+        ├── BatchExecutionError     a chunk failed under fail-fast (``chunk_index``; ``__cause__``
+        │   │                       is the chunk's original exception), or the batch cannot run
+        │   └── BatchTimeoutError (TimeoutError)  a chunk or the whole batch ran out of time
+        └── AggregationError        chunk results cannot be aggregated (``strategy``)
 
 Errors carry their data as attributes and pickle cleanly (they cross process boundaries in
 worker pools and Airflow's XCom of failures).
@@ -33,8 +39,13 @@ from __future__ import annotations
 from typing import Any
 
 __all__ = [
+    "AggregationError",
     "AlreadyExistsError",
+    "BatchError",
+    "BatchExecutionError",
+    "BatchTimeoutError",
     "BranchNotFound",
+    "ChunkingError",
     "CommitFinishedError",
     "CommitNotFound",
     "ConflictError",
@@ -167,3 +178,23 @@ class JobKilled(PipelineError):
 
 class MergeError(DatumError):
     """Datum outputs cannot be merged into one commit (collisions)."""
+
+
+class BatchError(DatumError):
+    """The batch executor cannot run as asked."""
+
+
+class ChunkingError(BatchError, ValueError):
+    """The data cannot be split into chunks (unsupported type, bad chunk size, a failing source)."""
+
+
+class BatchExecutionError(BatchError):
+    """A chunk failed under fail-fast, or the batch could not run; ``chunk_index`` names the chunk."""
+
+
+class BatchTimeoutError(BatchExecutionError, TimeoutError):
+    """A chunk exceeded its per-chunk timeout, or the batch exceeded its total timeout."""
+
+
+class AggregationError(BatchError):
+    """Chunk results cannot be aggregated into one batch result."""
