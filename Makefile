@@ -11,7 +11,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install -q --upgrade pip uv
 
 $(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,s3]'
+	$(BIN)/uv pip install -q --python $(BIN)/python -e '.[dev,s3,quality]'
 	touch $(STAMP)
 
 install: $(STAMP)
