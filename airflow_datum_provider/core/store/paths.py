@@ -6,11 +6,14 @@ import re
 
 from airflow_datum_provider.core.errors import InvalidNameError, InvalidPathError
 
-__all__ = ["BAD_PATH_CHARS", "check_name", "clean_path", "clean_dir"]
+__all__ = ["BAD_PATH_CHARS", "MAX_ELEMENT_BYTES", "check_name", "clean_dir", "clean_path"]
 
 BAD_PATH_CHARS = frozenset("*?[]{}!()@+^")
 _NAME = re.compile(r"\A[a-zA-Z0-9_-]+\Z")
 _MAX_NAME = 63
+MAX_ELEMENT_BYTES = 255
+"""The longest path element (UTF-8 bytes) a file system stores (``NAME_MAX``): longer cannot
+be materialised in a datum's scratch, so it is refused when written."""
 
 
 def check_name(name: str, what: str = "repo") -> str:
@@ -30,8 +33,8 @@ def check_name(name: str, what: str = "repo") -> str:
 def clean_path(path: str) -> str:
     """Normalise a file path (``//`` folded, leading ``/`` added) and enforce the path rules.
 
-    Rejects elements ``.`` and ``..``, non-printable characters, and any of
-    ``* ? [ ] { } ! ( ) @ + ^``. Returns ``/`` for the root. A trailing ``/`` is dropped.
+    Rejects elements ``.`` and ``..``, elements over 255 UTF-8 bytes, non-printable characters,
+    and any of ``* ? [ ] { } ! ( ) @ + ^``. Returns ``/`` for the root. A trailing ``/`` is dropped.
     """
     if not isinstance(path, str):
         raise InvalidPathError(f"path {path!r} is not a string", path=path)
@@ -40,6 +43,14 @@ def clean_path(path: str) -> str:
         if part in (".", ".."):
             raise InvalidPathError(
                 f"path {path!r} is invalid: element {part!r} is not allowed", path=path
+            )
+        size = len(part.encode("utf-8", "surrogatepass"))
+        if size > MAX_ELEMENT_BYTES:
+            raise InvalidPathError(
+                f"path element {part[:40]!r}… is {size} bytes long; at most "
+                f"{MAX_ELEMENT_BYTES} bytes are allowed (the longest file name a file system "
+                "stores)",
+                path=path,
             )
         for ch in part:
             if ch in BAD_PATH_CHARS:

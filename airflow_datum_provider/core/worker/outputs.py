@@ -14,6 +14,11 @@ Rules (Pachyderm's, plus a security rule of ours):
 * Symlinks are resolved component by component in the view user code had: inside the ``/pfs``
   namespace, an absolute ``/pfs/...`` target means the scratch root, and ``..`` climbs from
   ``/pfs``. No symlink is ever followed except to read the target of one that resolved inside.
+* A hard link is refused like a symlink when one of the file's links lies outside the scratch
+  root (``ln /etc/passwd out/``): every link of the inode must be inside the root, or the
+  inode is a store blob the layout linked in as an input.
+* With ``empty_files: true`` an input is a zero-byte placeholder; an output symlink to one
+  (Pachyderm's ``shuffle`` example) stores the input's real content (its blob, not read).
 * FIFOs, sockets and devices fail the datum (reading them could block or leak).
 """
 
@@ -22,11 +27,16 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
+from typing import TYPE_CHECKING
 
+from airflow_datum_provider.core.datum import DatumInput
 from airflow_datum_provider.core.errors import DatumError, InvalidPathError
 from airflow_datum_provider.core.store.manifest import Entry
 from airflow_datum_provider.core.store.paths import clean_path
 from airflow_datum_provider.core.store.store import Store
+
+if TYPE_CHECKING:
+    from airflow_datum_provider.core.worker.scratch import Scratch
 
 __all__ = ["OutputRejected", "collect_outputs"]
 
@@ -182,18 +192,82 @@ def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
     return found
 
 
+class _Links:
+    """Which hard-linked outputs are allowed: every link of the inode lies inside the root."""
+
+    def __init__(self, real_root: str, trusted: frozenset[tuple[int, int]]) -> None:
+        self.real_root = real_root
+        self.trusted = trusted
+        self._inside: dict[tuple[int, int], int] | None = None
+
+    def _count(self) -> dict[tuple[int, int], int]:
+        counts: dict[tuple[int, int], int] = {}
+        pending = [self.real_root]
+        while pending:
+            directory = pending.pop()
+            try:
+                with os.scandir(directory) as it:
+                    for entry in it:
+                        st = entry.stat(follow_symlinks=False)
+                        if stat.S_ISDIR(st.st_mode):
+                            pending.append(entry.path)
+                        elif stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+                            key = (st.st_dev, st.st_ino)
+                            counts[key] = counts.get(key, 0) + 1
+            except OSError:
+                continue  # unreadable: its links count as outside
+        return counts
+
+    def allowed(self, st: os.stat_result) -> bool:
+        if st.st_nlink <= 1:
+            return True
+        key = (st.st_dev, st.st_ino)
+        if key in self.trusted:
+            return True
+        if self._inside is None:
+            self._inside = self._count()
+        return self._inside.get(key, 0) >= st.st_nlink
+
+
+def _placeholder(
+    store: Store, real: str, real_root: str, placeholders: tuple[DatumInput, ...]
+) -> tuple[str, int] | None:
+    """``(hash, size)`` of the input file an ``empty_files`` placeholder at ``real`` stands for."""
+    for inp in reversed(placeholders):  # inputs sharing a name: the last one wins, as laid out
+        base = f"{real_root}/{inp.name}"
+        if not real.startswith(base + "/"):
+            continue
+        repo_path = real[len(base) :]
+        if inp.is_dir:
+            if not (inp.path == "/" or repo_path.startswith(inp.path)):
+                continue
+        elif repo_path != inp.path:
+            continue
+        info = store.inspect_file(inp.repo, inp.commit, repo_path)
+        return info.hash, info.size
+    return None
+
+
 def collect_outputs(
-    store: Store, root: Path, *, tag: str, view_root: str | None = None
+    store: Store,
+    root: Path,
+    *,
+    tag: str,
+    view_root: str | None = None,
+    scratch: Scratch | None = None,
 ) -> tuple[tuple[Entry, ...], int]:
     """Store every file of ``<root>/out``; return the entries (sorted) and the bytes stored.
 
     ``root`` is the real scratch root; ``view_root`` the root user code saw (``/pfs`` in the
-    namespace; default ``root``). Raises :class:`OutputRejected` for the datum's own faults;
-    store errors propagate.
+    namespace; default ``root``); ``scratch`` the layout of the attempt (which blobs were
+    hard-linked in, which inputs are ``empty_files`` placeholders). Raises
+    :class:`OutputRejected` for the datum's own faults; store errors propagate.
     """
     real_root = os.path.realpath(root)
     view = _View(real_root, view_root or real_root)
     plan = _plan(Path(real_root) / "out", view)
+    links = _Links(real_root, scratch.linked_inodes if scratch is not None else frozenset())
+    placeholders = scratch.placeholders if scratch is not None else ()
     entries: list[Entry] = []
     total = 0
     for path, real in plan:
@@ -202,7 +276,19 @@ def collect_outputs(
         except OSError as exc:
             raise _rejected(f"cannot read output {path}: {exc.strerror or exc}", path) from None
         with os.fdopen(fd, "rb") as fh:
-            digest, size = store._put_blob_stream(fh)
+            st = os.fstat(fd)
+            if not links.allowed(st):
+                raise _rejected(
+                    f"output {path} is a hard link to a file outside the datum's root; refused",
+                    path,
+                )
+            found = None
+            if placeholders and st.st_size == 0 and not real.startswith(f"{real_root}/out/"):
+                found = _placeholder(store, real, real_root, placeholders)
+            if found is not None:
+                digest, size = found
+            else:
+                digest, size = store._put_blob_stream(fh)
         entries.append(Entry(path, digest, size, tag))
         total += size
     return tuple(entries), total

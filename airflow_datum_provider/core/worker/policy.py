@@ -18,6 +18,9 @@ generators of many datums and answer each as its user process reports. Semantics
 * ``deadline`` (a :func:`time.monotonic` instant: the job's ``job_timeout``) caps every run too;
   once it has passed nothing more runs, and a datum cut short by it fails with
   :data:`JOB_TIMEOUT_REASON` (the engine then kills the job).
+* A datum whose inputs cannot be laid out (``prepare`` raises
+  :class:`~airflow_datum_provider.core.worker.scratch.InputRejected`: a name this machine's
+  file system cannot hold) fails at once, without running user code or ``err_cmd``.
 * An attempt whose outputs are refused (``collect`` raises
   :class:`~airflow_datum_provider.core.worker.outputs.OutputRejected`) is a failed attempt.
 """
@@ -33,6 +36,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.store.manifest import Entry
 from airflow_datum_provider.core.worker.outputs import OutputRejected
+from airflow_datum_provider.core.worker.scratch import InputRejected
 
 if TYPE_CHECKING:
     from airflow_datum_provider.core.worker._process import LogSink
@@ -188,7 +192,12 @@ def attempts(
         count = attempt
         sink.line(f"=== datum {datum.id}: attempt {attempt}/{tries} ({label}) ===")
         t0 = time.monotonic()
-        scratch = prepare()
+        try:
+            scratch = prepare()
+        except InputRejected as exc:  # the same every time: no retry, no err_cmd
+            reason = str(exc)
+            sink.line(f"=== datum {datum.id}: {reason} ===")
+            break
         t1 = time.monotonic()
         dl_time += t1 - t0
         dl_bytes += scratch.download_bytes

@@ -144,11 +144,15 @@ def run_datum(
         deadline=job.deadline,
     )
 
+    laid: list[Scratch] = []
+
     def prepare() -> Scratch:
-        return lay_out(store, datum, root, variables=variables, link=link)
+        laid[:] = [lay_out(store, datum, root, variables=variables, link=link)]
+        return laid[0]
 
     def collect() -> tuple[tuple[Entry, ...], int]:
-        return collect_outputs(store, root, tag=datum.id, view_root=view_root)
+        scratch = laid[0] if laid else None
+        return collect_outputs(store, root, tag=datum.id, view_root=view_root, scratch=scratch)
 
     steps = attempts(datum, policy, prepare=prepare, collect=collect, sink=sink, label=local.label)
     try:

@@ -48,15 +48,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 
-from airflow_datum_provider.core.datum import Datum
-from airflow_datum_provider.core.errors import PipelineError
+from airflow_datum_provider.core.datum import Datum, DatumInput
+from airflow_datum_provider.core.errors import DatumError, PipelineError
 from airflow_datum_provider.core.store.store import Store
 from airflow_datum_provider.core.worker.env import input_path, write_env_file
 
-__all__ = ["Scratch", "lay_out", "remove_tree", "wipe"]
+__all__ = ["InputRejected", "Scratch", "lay_out", "remove_tree", "wipe"]
 
 _COPY_CHUNK = 1 << 20
 _WRITE_BITS = stat.S_IWUSR | stat.S_IWGRP | stat.S_IWOTH
+
+
+class InputRejected(DatumError):
+    """An input cannot be laid out (a name the local file system cannot hold); the datum fails."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -69,6 +73,10 @@ class Scratch:
     download_bytes: int
     linked: int
     copied: int
+    linked_inodes: frozenset[tuple[int, int]] = frozenset()
+    """``(st_dev, st_ino)`` of the store blobs hard-linked in: an output linking one is fine."""
+    placeholders: tuple[DatumInput, ...] = ()
+    """The ``empty_files`` inputs: an output symlink to one of their files stores its content."""
 
 
 def _check_root(root: Path) -> None:
@@ -213,6 +221,7 @@ class _Placer:
         self.link = link
         self.linked = 0
         self.copied = 0
+        self.inodes: set[tuple[int, int]] = set()
         self._dirs: set[Path] = set()
 
     def _parent(self, dest: Path) -> None:
@@ -227,6 +236,7 @@ class _Placer:
             if mode & _WRITE_BITS:
                 os.chmod(src, stat.S_IMODE(mode) & ~_WRITE_BITS)
             os.link(src, dest)
+            st = os.stat(dest)
         except OSError as exc:
             if exc.errno in (errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP):
                 self.link = False  # no link will work on this device pair
@@ -234,6 +244,7 @@ class _Placer:
                 raise
             return False
         self.linked += 1
+        self.inodes.add((st.st_dev, st.st_ino))
         return True
 
     def place(self, digest: str, dest: Path, *, empty: bool) -> None:
@@ -262,7 +273,9 @@ def lay_out(
     """Wipe ``root`` and materialise ``datum`` there (see the module docstring).
 
     ``link`` allows hard links to local blobs; pass it only when writes through them fail.
-    Store errors propagate: they are infrastructure failures, not the datum's.
+    Store errors propagate: they are infrastructure failures, not the datum's. A path this
+    machine cannot hold (an element over ``NAME_MAX``, a path over ``PATH_MAX``) raises
+    :class:`InputRejected`: the datum fails, naming it.
     """
     wipe(root, keep={"out", *(inp.name for inp in datum.inputs)})
     placer = _Placer(store, link)
@@ -270,16 +283,28 @@ def lay_out(
     nbytes = 0
     for inp in datum.inputs:
         local = Path(input_path(str(root), inp.name, inp.path))
-        if inp.is_dir:
-            local.mkdir(parents=True, exist_ok=True)
-            base = root / inp.name
-            for entry in store.walk(inp.repo, inp.commit, inp.path):
-                placer.place(entry.hash, base / entry.path.lstrip("/"), empty=inp.empty_files)
-                nbytes += 0 if inp.empty_files else entry.size
-        else:
-            digest = inp.hash or store.inspect_file(inp.repo, inp.commit, inp.path).hash
-            placer.place(digest, local, empty=inp.empty_files)
-            nbytes += 0 if inp.empty_files else inp.size
+        path = inp.path
+        try:
+            if inp.is_dir:
+                local.mkdir(parents=True, exist_ok=True)
+                base = root / inp.name
+                for entry in store.walk(inp.repo, inp.commit, inp.path):
+                    path = entry.path
+                    placer.place(entry.hash, base / path.lstrip("/"), empty=inp.empty_files)
+                    nbytes += 0 if inp.empty_files else entry.size
+            else:
+                digest = inp.hash or store.inspect_file(inp.repo, inp.commit, inp.path).hash
+                placer.place(digest, local, empty=inp.empty_files)
+                nbytes += 0 if inp.empty_files else inp.size
+        except OSError as exc:
+            if exc.errno != errno.ENAMETOOLONG:
+                raise
+            shown = path if len(path) <= 120 else f"{path[:60]}…{path[-60:]}"
+            raise InputRejected(
+                f"input {inp.name} file {inp.repo}@{inp.commit}:{shown} cannot be materialised "
+                f"in the datum's scratch: {exc.strerror}",
+                path=path,
+            ) from None
         inputs[inp.name] = local
     out = root / "out"
     out.mkdir(exist_ok=True)
@@ -291,4 +316,6 @@ def lay_out(
         download_bytes=nbytes,
         linked=placer.linked,
         copied=placer.copied,
+        linked_inodes=frozenset(placer.inodes),
+        placeholders=tuple(inp for inp in datum.inputs if inp.empty_files),
     )

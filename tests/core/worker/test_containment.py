@@ -200,3 +200,131 @@ def test_deep_tree_fails_the_job_and_dead_runner_clean_up_never_raises(tmp_path:
     subprocess.run([sys.executable, "-c", _DEEP, "out"], env=env, check=True, timeout=60)
     clean_up_after_runner(job)  # never raises
     assert not scratch_parent(job).exists()
+
+
+# -- hard links and empty_files placeholders ----------------------------------------------
+
+
+@pytest.mark.parametrize("namespace", MODES)
+def test_hard_link_to_a_file_outside_the_root_is_refused(world: World, namespace: bool) -> None:
+    secret = world.tmp / "secret.txt"
+    secret.write_text("worker secret\n")
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=("sh", "-c", f'ln "{secret}" "$PFS_ROOT/out/stolen"'),
+        use_pfs_mount=namespace,
+    )
+    assert result.state == "failed"
+    assert result.outputs == ()
+    if namespace:  # /pfs is a bind mount: the kernel refuses a link across mounts (EXDEV)
+        assert result.reason == "exit status 1"
+    else:
+        assert result.reason == (
+            "output /stolen is a hard link to a file outside the datum's root; refused"
+        )
+
+
+def test_hard_link_from_a_python_transform_is_refused(world: World) -> None:
+    import os
+
+    from airflow_datum_provider.core.worker import DatumContext
+
+    secret = world.tmp / "secret.txt"
+    secret.write_text("worker secret\n")
+
+    def steal(ctx: DatumContext) -> None:
+        os.link(secret, ctx.out / "stolen")
+
+    result = world.run(world.datum(world.input("in", "/a.txt")), python=steal)
+    assert (result.state, result.outputs) == ("failed", ())
+    assert "hard link to a file outside" in result.reason
+
+
+@pytest.mark.parametrize("namespace", MODES)
+def test_hard_links_inside_the_root_are_fine(world: World, namespace: bool) -> None:
+    # In the namespace an input is its own (read-only) mount: a link to it fails with EXDEV.
+    script = "" if namespace else 'ln "$in" "$PFS_ROOT/out/input-link" && '
+    script += 'echo own > "$PFS_ROOT/out/own" && ln "$PFS_ROOT/out/own" "$PFS_ROOT/out/own2"'
+    result = world.run(
+        world.datum(world.input("in", "/a.txt")),
+        cmd=("sh", "-c", script),
+        use_pfs_mount=namespace,
+    )
+    assert result.state == "success", result.reason
+    expected = {"/own": b"own\n", "/own2": b"own\n"}
+    if not namespace:
+        expected["/input-link"] = b"alpha\n"
+    assert world.read(result) == expected
+
+
+@pytest.mark.parametrize("namespace", MODES)
+def test_empty_files_symlink_to_an_input_stores_its_content(world: World, namespace: bool) -> None:
+    script = (
+        'test ! -s "$in" && ln -s "$in" "$PFS_ROOT/out/a" && '
+        'ln -s "$dir/sub" "$PFS_ROOT/out/sub" && cp "$dir/x.txt" "$PFS_ROOT/out/copied"'
+    )
+    result = world.run(
+        world.datum(
+            world.input("in", "/a.txt", empty_files=True),
+            world.input("dir", "/dirA/", empty_files=True),
+        ),
+        cmd=("sh", "-c", script),
+        use_pfs_mount=namespace,
+    )
+    assert result.state == "success", result.reason
+    # A symlink stores the input's content; a copy of a placeholder is an empty file.
+    assert world.read(result) == {"/a": b"alpha\n", "/sub/y.txt": b"yankee\n", "/copied": b""}
+    assert result.download_bytes == 0
+
+
+# -- names the file system cannot hold ----------------------------------------------------
+
+
+def test_a_name_over_255_bytes_is_refused_at_put_time(tmp_path: Path) -> None:
+    from airflow_datum_provider.core.errors import InvalidPathError
+    from airflow_datum_provider.core.store import Store
+
+    store = Store.open(tmp_path / "store")
+    store.create_repo("data")
+    with store.commit("data") as c:
+        c.put_bytes("/" + "é" * 127, b"254 bytes: fine")  # 2 bytes per character
+        with pytest.raises(InvalidPathError, match="is 256 bytes long; at most 255 bytes"):
+            c.put_bytes("/dir/" + "x" * 256, b"too long")
+    assert [e.path for e in store.walk("data", "master")] == ["/" + "é" * 127]
+
+
+def test_a_long_name_that_got_through_fails_its_datum_not_the_runner(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    from airflow_datum_provider.core.engine import create_pipeline, run_pipeline
+    from airflow_datum_provider.core.jobs import JobRecords
+    from airflow_datum_provider.core.spec import parse_spec
+    from airflow_datum_provider.core.store import Store, paths
+
+    store = Store.open(tmp_path / "store")
+    store.create_repo("data")
+    long_name = "/" + "n" * 300
+    # A store written before the rule (or by another tool): let one name through.
+    monkeypatch.setattr(paths, "MAX_ELEMENT_BYTES", 10_000, raising=False)
+    with store.commit("data") as c:
+        c.put_bytes(long_name, b"long")
+        c.put_bytes("/short", b"short")
+    monkeypatch.undo()
+    spec = {
+        "pipeline": {"name": "copy"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {"cmd": [sys.executable, "-c", "pass"]},
+    }
+    create_pipeline(store, parse_spec(spec))
+    job = run_pipeline(store, "copy")
+    assert (job.state, job.processed, job.failed) == ("failure", 1, 1)
+    results = [r for _, r in JobRecords(store).all_results(job)]
+    failed = [r for r in results if r["state"] == "failed"]
+    assert len(failed) == 1
+    assert failed[0]["attempts"] == 1  # user code never ran
+    assert (
+        "cannot be materialised in the datum's scratch: File name too long" in failed[0]["reason"]
+    )
+    assert [r["state"] for r in results if r is not failed[0]] == ["success"]
