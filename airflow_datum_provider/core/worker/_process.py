@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import codecs
+import collections
 import io
 import os
 import secrets
@@ -14,6 +15,8 @@ from collections.abc import Mapping, Sequence
 from typing import IO, NamedTuple
 
 __all__ = [
+    "LOG_HEAD",
+    "LOG_TAIL",
     "RUN_MARKER_ENV",
     "Exit",
     "LogSink",
@@ -30,35 +33,92 @@ _TAIL = 4096
 _READ = 1 << 16
 
 
-class LogSink:
-    """Where a datum's log text goes: the caller's stream, the console if verbose, a tail."""
+LOG_HEAD = 1 << 20
+"""Characters of a datum's log kept from its start (the first MiB, about)."""
+LOG_TAIL = 1 << 20
+"""Characters of a datum's log kept from its end; what lies between is dropped, and counted."""
 
-    def __init__(self, log: IO[str] | None, verbose: bool) -> None:
+
+class LogSink:
+    """Where a datum's log text goes: the caller's stream, the console if verbose, a tail.
+
+    The stream gets at most ``head`` characters from the start, then, once the datum ends
+    (:meth:`flush`), one line saying how many characters were dropped and the last ``tail``
+    characters: a datum printing 100 MB costs the runner ``head + tail``, not 100 MB, however
+    many run side by side. The console (``verbose``) gets everything as it comes.
+    """
+
+    def __init__(
+        self, log: IO[str] | None, verbose: bool, *, head: int = LOG_HEAD, tail: int = LOG_TAIL
+    ) -> None:
         self._log = log
         self._console = sys.stderr if verbose else None
         self._tail = ""
         self._lock = threading.Lock()
+        self._head = head
+        self._head_left = head
+        self._tail_size = tail
+        self._held: collections.deque[str] = collections.deque()
+        self._held_size = 0
+        self._dropped = 0
+        self._last = ""
 
     def write(self, text: str) -> None:
         if not text:
             return
         with self._lock:
-            if self._log is not None:
-                self._log.write(text)
             if self._console is not None:
                 self._console.write(text)
                 self._console.flush()
             self._tail = (self._tail + text)[-_TAIL:]
+            self._last = text[-1]
+            if self._log is None:
+                return
+            if self._head_left > 0:
+                part = text[: self._head_left]
+                self._log.write(part)
+                self._head_left -= len(part)
+                text = text[len(part) :]
+                if not text:
+                    return
+            self._hold(text)
+
+    def _hold(self, text: str) -> None:
+        if len(text) > self._tail_size:
+            self._dropped += len(text) - self._tail_size
+            text = text[len(text) - self._tail_size :]
+        self._held.append(text)
+        self._held_size += len(text)
+        while self._held_size > self._tail_size:
+            first = self._held.popleft()
+            excess = self._held_size - self._tail_size
+            if len(first) > excess:
+                self._held.appendleft(first[excess:])
+                first = first[:excess]
+            self._held_size -= len(first)
+            self._dropped += len(first)
 
     def line(self, text: str) -> None:
         """Write a line of our own, on a line of its own."""
-        prefix = "" if not self._tail or self._tail.endswith("\n") else "\n"
+        prefix = "" if not self._last or self._last == "\n" else "\n"
         self.write(f"{prefix}{text}\n")
 
     def flush(self) -> None:
+        """Write out the held tail (after a note of what was dropped); call when a datum ends."""
         with self._lock:
-            if self._log is not None:
-                self._log.flush()
+            if self._log is None:
+                return
+            if self._dropped:
+                self._log.write(
+                    f"\n=== {self._dropped} characters of output dropped here: a datum's log "
+                    f"keeps its first {self._head} and last {self._tail_size} characters ===\n"
+                )
+                self._dropped = 0
+            if self._held:
+                self._log.write("".join(self._held))
+                self._held.clear()
+                self._held_size = 0
+            self._log.flush()
 
     @property
     def tail(self) -> str:

@@ -328,3 +328,57 @@ def test_a_long_name_that_got_through_fails_its_datum_not_the_runner(
         "cannot be materialised in the datum's scratch: File name too long" in failed[0]["reason"]
     )
     assert [r["state"] for r in results if r is not failed[0]] == ["success"]
+
+
+# -- a datum printing 100 MB --------------------------------------------------------------
+
+
+def test_a_datum_printing_100_mb_keeps_head_and_tail_in_bounded_memory(world: World) -> None:
+    import io
+    import tracemalloc
+
+    from airflow_datum_provider.core.worker._process import LOG_HEAD, LOG_TAIL
+
+    script = "echo FIRST-LINE; yes 0123456789abcdef | head -c 100000000; echo; echo LAST-LINE"
+    log = io.StringIO()
+    tracemalloc.start()
+    try:
+        result = world.run(
+            world.datum(world.input("in", "/a.txt")), log=log, cmd=("sh", "-c", script)
+        )
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert result.state == "success", result.reason
+    text = log.getvalue()
+    assert LOG_HEAD + LOG_TAIL <= len(text) < LOG_HEAD + LOG_TAIL + 1000
+    assert "FIRST-LINE" in text[:200]
+    assert "LAST-LINE\n" in text[-200:]
+    assert f"keeps its first {LOG_HEAD} and last {LOG_TAIL} characters" in text
+    import re
+
+    note = re.search(r"=== (\d+) characters of output dropped here", text)
+    assert note is not None
+    dropped = int(note.group(1))
+    assert dropped > 95_000_000
+    assert peak < 32 * 2**20, f"{peak / 2**20:.0f} MiB traced while a datum printed 100 MB"
+
+
+def test_log_sink_cap_keeps_exact_head_and_tail() -> None:
+    import io
+
+    from airflow_datum_provider.core.worker._process import LogSink
+
+    out = io.StringIO()
+    sink = LogSink(out, False, head=5, tail=4)
+    for chunk in ("abc", "defgh", "ij", "klmnopq", "rs"):
+        sink.write(chunk)
+    sink.flush()
+    text = out.getvalue()
+    assert text.startswith("abcde\n=== 10 characters of output dropped here")
+    assert text.endswith("===\npqrs")
+    small = io.StringIO()
+    under = LogSink(small, False, head=5, tail=4)
+    under.write("abcdefg")
+    under.flush()
+    assert small.getvalue() == "abcdefg"
