@@ -6,6 +6,7 @@ store's info classes (documented in ``docs/cli.md``); tables are for people and 
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 from collections.abc import Callable, Iterable, Sequence
@@ -22,10 +23,11 @@ __all__ = [
     "output_option",
     "print_fields",
     "print_json",
+    "print_records",
     "print_table",
 ]
 
-OutputFormat = Literal["text", "json"]
+OutputFormat = Literal["text", "json", "yaml"]
 F = TypeVar("F", bound=Callable[..., Any])
 
 # Column widths come from the first rows, so a million-file listing streams instead of being
@@ -34,14 +36,28 @@ _WIDTH_SAMPLE = 1000
 
 
 def output_option(fn: F) -> F:
-    """Add ``--output text|json`` to a list / inspect command (passed as ``output``)."""
-    return click.option(
+    """Add ``-o/--output text|json|yaml`` and pachctl's ``--raw`` (= json) as ``output``."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        if kwargs.pop("raw", False) and kwargs.get("output") == "text":
+            kwargs["output"] = "json"
+        return fn(*args, **kwargs)
+
+    wrapped = click.option(
+        "--raw",
+        is_flag=True,
+        help="Print JSON records (pachctl's --raw; -o yaml for YAML).",
+    )(wrapper)
+    return click.option(  # type: ignore[no-any-return]
+        "-o",
         "--output",
-        type=click.Choice(["text", "json"]),
+        type=click.Choice(["text", "json", "yaml"]),
         default="text",
         show_default=True,
-        help="text: a table for people; json: one object per line, stable field names.",
-    )(fn)
+        help="text: a table for people; json: one object per line, stable field names; "
+        "yaml: the same records as YAML documents.",
+    )(wrapped)
 
 
 def human_size(size: int | None) -> str:
@@ -81,6 +97,19 @@ def human_time(stamp: str | None, *, now: datetime | None = None) -> str:
 def dash(value: object) -> str:
     """``None`` / empty → ``-``, else ``str(value)``."""
     return "-" if value is None or value == "" else str(value)
+
+
+def print_records(output: OutputFormat, records: Iterable[dict[str, Any]]) -> None:
+    """Records as JSON lines (``json``) or YAML documents separated by ``---`` (``yaml``)."""
+    if output != "yaml":
+        print_json(records)
+        return
+    import yaml
+
+    for n, record in enumerate(records):
+        if n:
+            click.echo("---")
+        click.echo(yaml.safe_dump(record, sort_keys=False, allow_unicode=True), nl=False)
 
 
 def print_json(records: Iterable[dict[str, Any]]) -> None:

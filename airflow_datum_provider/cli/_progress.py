@@ -1,34 +1,98 @@
-"""Progress bars for long transfers, on stderr, only when stderr is a terminal."""
+"""Progress bars for long transfers and jobs, on stderr, only when stderr is a terminal.
+
+Sizes use the tables' units (``1.5 MiB``, from :func:`human_size`); a recursive put also counts
+files. A bar appears only once a transfer has run ``$DATUMCTL_PROGRESS_DELAY`` seconds (default
+0.5, so short puts stay quiet); ``DATUMCTL_PROGRESS_DELAY=0`` shows it at once and redraws it
+on every update, which tests use to see it without depending on timing.
+"""
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import IO, Any
 
-from tqdm import tqdm
+from airflow_datum_provider.cli._output import human_size
 
-__all__ = ["CountingReader", "progress", "progress_enabled"]
+__all__ = ["DELAY_ENV_VAR", "CountingReader", "progress", "progress_enabled", "progress_options"]
 
-# A bar appears only once a transfer has run this long: short puts stay quiet.
-_DELAY_S = 0.5
+DELAY_ENV_VAR = "DATUMCTL_PROGRESS_DELAY"
+_DEFAULT_DELAY_S = 0.5
+
+_WITH_TOTAL = (
+    "{desc}: {percentage:3.0f}%|{bar}| {size} / {total_size} [{elapsed}<{remaining}, {speed}]"
+    "{postfix}"
+)
+_NO_TOTAL = "{desc}: {size} [{elapsed}, {speed}]{postfix}"
+
+
+class _NullBar:
+    """What :func:`progress` yields when no bar is shown: every call does nothing."""
+
+    def update(self, n: int = 1) -> None:
+        return None
+
+    def set_postfix_str(self, text: str = "", refresh: bool = True) -> None:
+        return None
+
+    def file_done(self) -> None:
+        return None
+
+    def write(self, text: str, file: IO[str] | None = None) -> None:
+        print(text, file=file or sys.stderr)
+
+
+def progress_options() -> dict[str, Any]:
+    """Tqdm's timing options: the delay knob, and with a zero delay a redraw on every update."""
+    raw = os.environ.get(DELAY_ENV_VAR, "").strip()
+    try:
+        delay = max(0.0, float(raw)) if raw else _DEFAULT_DELAY_S
+    except ValueError:
+        delay = _DEFAULT_DELAY_S
+    if delay == 0:
+        return {"delay": 0.0, "mininterval": 0.0, "miniters": 1}
+    return {"delay": delay}
 
 
 @contextmanager
-def progress(total: int | None, desc: str) -> Iterator[Any]:
-    """A tqdm bar in bytes (``bar.update(n)``); disabled unless stderr is a TTY."""
-    with tqdm(
+def progress(total: int | None, desc: str, *, files: int | None = None) -> Iterator[Any]:
+    """A bar in bytes (``bar.update(n)``) on stderr; a no-op object unless stderr is a TTY.
+
+    With ``files``, the bar also shows ``k/N files`` (``bar.file_done()`` counts one).
+    """
+    if not progress_enabled():
+        yield _NullBar()
+        return
+    from tqdm import tqdm
+
+    class _Bar(tqdm):  # type: ignore[type-arg,misc]  # tqdm is untyped
+        done_files = 0
+
+        @property
+        def format_dict(self) -> dict[str, Any]:
+            d: dict[str, Any] = super().format_dict
+            rate = d.get("rate")
+            d["size"] = human_size(int(d["n"]))
+            d["total_size"] = human_size(int(d["total"])) if d.get("total") else "?"
+            d["speed"] = f"{human_size(int(rate))}/s" if rate else "?/s"
+            return d
+
+        def file_done(self) -> None:
+            self.done_files += 1
+            self.set_postfix_str(f"{self.done_files}/{files} files")
+
+    with _Bar(
         total=total,
         desc=desc,
-        unit="B",
-        unit_scale=True,
-        unit_divisor=1024,
-        delay=_DELAY_S,
+        bar_format=_WITH_TOTAL if total else _NO_TOTAL,
         leave=False,
         file=sys.stderr,
-        disable=not progress_enabled(),
+        **progress_options(),
     ) as bar:
+        if files is not None:
+            bar.set_postfix_str(f"0/{files} files", refresh=False)
         yield bar
 
 

@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 import click
 
+from airflow_datum_provider.cli._config import remember_typed, typed_refs
 from airflow_datum_provider.core.errors import InvalidNameError
 from airflow_datum_provider.core.store.paths import check_name
 
@@ -23,6 +24,10 @@ __all__ = [
     "FileRef",
     "FileRefType",
     "RefSyntaxError",
+    "complete_refs",
+    "complete_repo",
+    "remember_typed",
+    "typed_refs",
     "is_commit_id",
     "repo_name",
     "parse_commit_ref",
@@ -72,9 +77,13 @@ def repo_name(ctx: click.Context, param: click.Parameter, value: str) -> str:
     return check_name(value, "repo")
 
 
+_CARET_N = re.compile(r"\^(\d+)")
+
+
 def _check_ref(ref: str) -> str:
+    """A ref as typed, with pachctl's ``^N`` (N ancestors back, like ``~N``) spelled ``~N``."""
     if _REF.match(ref):
-        return ref
+        return _CARET_N.sub(r"~\1", ref)
     bad = next((ch for ch in ref if ch not in _REF_CHARS), None)
     detail = (
         f"character {bad!r} is not allowed" if bad else "expected branch, id, branch=id, ^ or ~N"
@@ -109,6 +118,54 @@ def parse_file_ref(text: str, *, path: Literal["required", "optional"]) -> FileR
     return FileRef(repo=repo, ref=_check_ref(ref), path=file_path if colon else None)
 
 
+def _complete_store(ctx: click.Context) -> Any:
+    """The store for shell completion, or ``None`` (missing store, any error: no completions)."""
+    from airflow_datum_provider.cli._config import CliState
+
+    state = ctx.find_object(CliState)
+    if state is None:
+        root = ctx.find_root()
+        state = CliState(store_url=root.params.get("store_url"))
+    try:
+        return state.open(create=False, ctx=ctx, quiet=True)
+    except Exception:
+        return None
+
+
+def complete_refs(ctx: click.Context, incomplete: str, *, files: bool) -> list[str]:
+    """``rep`` → ``repo@``; ``repo@ma`` → ``repo@master``; with files, ``repo@master:/d`` → paths."""
+    store = _complete_store(ctx)
+    if store is None:
+        return []
+    try:
+        repo, at, rest = incomplete.partition("@")
+        if not at:
+            return [f"{r.name}@" for r in store.list_repos() if r.name.startswith(repo)]
+        ref, colon, path = rest.partition(":")
+        if not colon:
+            names = [b.name for b in store.list_branches(repo) if b.name.startswith(ref)]
+            suffix = ":" if files else ""
+            return [f"{repo}@{name}{suffix}" for name in names]
+        if not files:
+            return []
+        folder = path.rsplit("/", 1)[0] + "/" if "/" in path else "/"
+        return [
+            f"{repo}@{ref}:{f.path}"
+            for f in store.list_files(repo, ref, folder)
+            if f.path.startswith(path or "/")
+        ]
+    except Exception:
+        return []
+
+
+def complete_repo(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of a plain ``REPO`` argument."""
+    store = _complete_store(ctx)
+    if store is None:
+        return []
+    return [r.name for r in store.list_repos() if r.name.startswith(incomplete)]
+
+
 class CommitRefType(click.ParamType):  # type: ignore[type-arg]  # generic in click>=8.4 only
     """A click parameter for ``repo@ref`` arguments."""
 
@@ -120,10 +177,18 @@ class CommitRefType(click.ParamType):  # type: ignore[type-arg]  # generic in cl
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, CommitRef):
             return value
+        remember_typed(ctx, str(value))
         try:
             return parse_commit_ref(str(value), ref=self.ref)
         except RefSyntaxError as exc:
             self.fail(str(exc), param, ctx)
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in complete_refs(ctx, incomplete, files=False)]
 
 
 class FileRefType(click.ParamType):  # type: ignore[type-arg]  # generic in click>=8.4 only
@@ -137,7 +202,17 @@ class FileRefType(click.ParamType):  # type: ignore[type-arg]  # generic in clic
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
         if isinstance(value, FileRef):
             return value
+        remember_typed(ctx, str(value))
         try:
             return parse_file_ref(str(value), path=self.path)
         except RefSyntaxError as exc:
             self.fail(str(exc), param, ctx)
+
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [
+            CompletionItem(c, type="nospace") for c in complete_refs(ctx, incomplete, files=True)
+        ]

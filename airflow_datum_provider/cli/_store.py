@@ -12,13 +12,19 @@ import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from types import FrameType
 from typing import Concatenate, ParamSpec, TypeVar
 
 import click
 
+from airflow_datum_provider.cli._config import (
+    _CREATING_VERBS,
+    ENV_VAR,
+    CliState,
+    _verb_of,
+    default_store_url,
+    resolve_store,
+)
 from airflow_datum_provider.cli._errors import CliError
 from airflow_datum_provider.cli._output import human_time
 from airflow_datum_provider.cli._refs import is_commit_id
@@ -29,6 +35,7 @@ __all__ = [
     "ENV_VAR",
     "CliState",
     "default_store_url",
+    "resolve_store",
     "find_open_commit",
     "only_open_commit",
     "open_commits_on",
@@ -36,51 +43,22 @@ __all__ = [
     "writing",
 ]
 
-ENV_VAR = "DATUM_STORE"
-_APP_DIR = "airflow-datum-provider"
-
 P = ParamSpec("P")
 R = TypeVar("R")
 
 
-def default_store_url() -> str:
-    """The embedded default store: ``$XDG_DATA_HOME/airflow-datum-provider/store``.
-
-    Falls back to ``~/.local/share/airflow-datum-provider/store`` when ``XDG_DATA_HOME`` is unset
-    or not absolute (the XDG spec says to ignore relative values). The folder is created on first
-    use, by the store.
-    """
-    xdg = os.environ.get("XDG_DATA_HOME", "")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return str(base / _APP_DIR / "store")
-
-
-@dataclass(slots=True)
-class CliState:
-    """Per-invocation state on ``ctx.obj``: the store URL, and the store once opened."""
-
-    store_url: str | None = None
-    _store: Store | None = field(default=None, repr=False)
-
-    @property
-    def url(self) -> str:
-        return default_store_url() if self.store_url is None else self.store_url
-
-    @property
-    def store(self) -> Store:
-        """The store, opened on first use (so ``--help`` never touches it)."""
-        if self._store is None:
-            self._store = Store.open(self.url)
-        return self._store
-
-
 def pass_store(fn: Callable[Concatenate[Store, P], R]) -> Callable[P, R]:
-    """Call the decorated command with the invocation's :class:`Store` as first argument."""
+    """Call the decorated command with the invocation's :class:`Store` as first argument.
+
+    Read verbs refuse a store that does not exist (see :meth:`CliState.open`).
+    """
 
     @functools.wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        state = click.get_current_context().ensure_object(CliState)
-        return fn(state.store, *args, **kwargs)
+        ctx = click.get_current_context()
+        state = ctx.ensure_object(CliState)
+        store = state.open(create=_verb_of(ctx) in _CREATING_VERBS, ctx=ctx)
+        return fn(store, *args, **kwargs)
 
     return wrapper
 

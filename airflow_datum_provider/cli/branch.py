@@ -8,7 +8,7 @@ from airflow_datum_provider.cli._output import (
     OutputFormat,
     dash,
     output_option,
-    print_json,
+    print_records,
     print_table,
 )
 from airflow_datum_provider.cli._refs import CommitRef, CommitRefType, repo_name
@@ -40,8 +40,8 @@ def create_branch(store: Store, target: CommitRef, head: str | None) -> None:
 def list_branch(store: Store, repo: str, output: OutputFormat) -> None:
     """List the branches of a repo."""
     branches = store.list_branches(repo)
-    if output == "json":
-        print_json(b.to_dict() for b in branches)
+    if output != "text":
+        print_records(output, (b.to_dict() for b in branches))
         return
     print_table(("BRANCH", "HEAD"), ((b.name, dash(b.head)) for b in branches))
 

@@ -15,7 +15,7 @@ from airflow_datum_provider.cli._output import (
     human_time,
     output_option,
     print_fields,
-    print_json,
+    print_records,
     print_table,
 )
 from airflow_datum_provider.cli._refs import CommitRef, CommitRefType
@@ -79,8 +79,8 @@ def list_commit(store: Store, target: CommitRef, number: int | None, output: Out
     Unfinished commits are included (FINISHED and SIZE show "-"), ordered by start time.
     """
     commits = itertools.islice(_newest_first(store, target.repo, target.ref), number)
-    if output == "json":
-        print_json(c.to_dict() for c in commits)
+    if output != "text":
+        print_records(output, (c.to_dict() for c in commits))
         return
     print_table(
         ("REPO", "BRANCH", "COMMIT", "FINISHED", "SIZE", "ORIGIN", "DESCRIPTION"),
@@ -106,8 +106,8 @@ def list_commit(store: Store, target: CommitRef, number: int | None, output: Out
 def inspect_commit(store: Store, target: CommitRef, output: OutputFormat) -> None:
     """Show a commit's details (a ref may be branch, id, branch=id, branch^ or branch~N)."""
     c = store.inspect_commit(target.repo, _ref(target))
-    if output == "json":
-        print_json([c.to_dict()])
+    if output != "text":
+        print_records(output, [c.to_dict()])
         return
     print_fields(
         (
@@ -148,8 +148,8 @@ def diff_commit(store: Store, new: CommitRef, old: CommitRef | None, output: Out
     new_info = store.inspect_commit(new.repo, _ref(new))
     old_id = store.inspect_commit(old.repo, _ref(old)).id if old else new_info.parent
     changes = store.diff(new.repo, old_id, new_info.id)
-    if output == "json":
-        print_json(d.to_dict() for d in changes)
+    if output != "text":
+        print_records(output, (d.to_dict() for d in changes))
         return
     print_table(
         ("CHANGE", "PATH", "OLD SIZE", "NEW SIZE"),

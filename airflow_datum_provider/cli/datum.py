@@ -13,7 +13,12 @@ from typing import Any
 
 import click
 
-from airflow_datum_provider.cli._output import OutputFormat, output_option, print_json, print_table
+from airflow_datum_provider.cli._output import (
+    OutputFormat,
+    output_option,
+    print_records,
+    print_table,
+)
 from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import verb
 from airflow_datum_provider.cli.pipeline import spec_warnings
@@ -97,7 +102,7 @@ def datum_record(datum: Datum) -> dict[str, Any]:
 
 
 def _print(datums: Iterable[Datum], output: OutputFormat, *, status: str) -> None:
-    if output == "json":
-        print_json(datum_record(d) for d in datums)
+    if output != "text":
+        print_records(output, (datum_record(d) for d in datums))
     else:
         print_table(("ID", "FILES", "STATUS"), ((d.id, describe(d), status) for d in datums))

@@ -8,26 +8,27 @@ import stat
 import sys
 import tempfile
 from collections.abc import Callable, Iterable
-from pathlib import Path
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
 from typing import IO, Any, cast
 
 import click
 
-from airflow_datum_provider.cli._errors import CliError
+from airflow_datum_provider.cli._errors import CliError, unsupported_option
 from airflow_datum_provider.cli._output import (
     OutputFormat,
     human_size,
     output_option,
     print_fields,
-    print_json,
+    print_records,
     print_table,
 )
-from airflow_datum_provider.cli._progress import CountingReader, progress, progress_enabled
+from airflow_datum_provider.cli._progress import CountingReader, progress
 from airflow_datum_provider.cli._refs import FileRef, FileRefType
 from airflow_datum_provider.cli._store import pass_store, writing
 from airflow_datum_provider.cli._verbs import verb
 from airflow_datum_provider.core.errors import FileNotFound
-from airflow_datum_provider.core.store import FileInfo, Store
+from airflow_datum_provider.core.store import FileInfo, Store, clean_path
 
 __all__ = ["delete_file", "get_file", "glob_file", "inspect_file", "list_file", "put_file"]
 
@@ -44,88 +45,291 @@ def _file_rows(files: Iterable[FileInfo]) -> Iterable[tuple[str, str, str]]:
 
 
 def _print_files(files: Iterable[FileInfo], output: OutputFormat) -> None:
-    if output == "json":
-        print_json(f.to_dict() for f in files)
+    if output != "text":
+        print_records(output, (f.to_dict() for f in files))
     else:
         print_table(("NAME", "TYPE", "SIZE"), _file_rows(files))
 
 
-def _tree_size(root: Path) -> int:
-    """The bytes ``put_dir`` will read: regular files only, symlinks not followed (as it does)."""
-    total = 0
-    for d, _, names in os.walk(root):
-        for name in names:
-            try:
-                st = os.lstat(os.path.join(d, name))
-            except OSError:
+# Where a put reads from: one item per file, opened when it is uploaded.
+@dataclass(frozen=True, slots=True)
+class _Item:
+    dest: str
+    label: str
+    size: int | None
+    open: Callable[[], IO[bytes]]
+
+
+def _is_url(source: str) -> bool:
+    return "://" in source and not source.startswith("file://")
+
+
+def _local_open(path: str) -> Callable[[], IO[bytes]]:
+    """Open a regular file without following a symlink swapped in since it was listed."""
+
+    def opener() -> IO[bytes]:
+        fd = os.open(
+            path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+        )
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            os.close(fd)
+            raise CliError(f"{path}: not a regular file any more")
+        return os.fdopen(fd, "rb")
+
+    return opener
+
+
+def _walk(root: Path, base: str, bar_note: Callable[[str, str], None]) -> list[_Item]:
+    """The regular files below ``root`` (symlinks never followed; others noted and skipped)."""
+    items: list[_Item] = []
+    base = base.rstrip("/") + "/"
+    for dirpath, dirnames, filenames in os.walk(root):
+        dirnames.sort()
+        rel = os.path.relpath(dirpath, root)
+        prefix = base if rel == "." else base + rel.replace(os.sep, "/") + "/"
+        for name in dirnames:
+            if os.path.islink(os.path.join(dirpath, name)):
+                bar_note(os.path.join(dirpath, name), "symlink to a directory (not followed)")
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            st = os.lstat(full)
+            if not stat.S_ISREG(st.st_mode):
+                bar_note(full, f"{_kind(st.st_mode)} (only regular files are put)")
                 continue
-            if stat.S_ISREG(st.st_mode):
-                total += st.st_size
-    return total
+            items.append(_Item(prefix + name, full, st.st_size, _local_open(full)))
+    return items
 
 
-def _skip_noter(bar: Any) -> Callable[[str, str], None]:
-    """``put_dir``'s ``skipped`` callback: one note per entry on stderr (above the bar)."""
+def _kind(mode: int) -> str:
+    for test, name in (
+        (stat.S_ISLNK, "symlink"),
+        (stat.S_ISFIFO, "FIFO"),
+        (stat.S_ISSOCK, "socket"),
+        (stat.S_ISCHR, "character device"),
+        (stat.S_ISBLK, "block device"),
+    ):
+        if test(mode):
+            return name
+    return "special file"
 
-    def note(path: str, reason: str) -> None:
-        bar.write(f"datumctl: note: skipped {path}: {reason}", file=sys.stderr)
 
-    return note
+def _note_skipped(path: str, reason: str) -> None:
+    click.echo(f"datumctl: note: skipped {path}: {reason}", err=True)
+
+
+def _http_open(url: str) -> Callable[[], IO[bytes]]:
+    def opener() -> IO[bytes]:
+        import urllib.error
+        import urllib.request
+
+        try:
+            return urllib.request.urlopen(url, timeout=60)  # type: ignore[no-any-return]
+        except urllib.error.HTTPError as exc:
+            raise CliError(f"{url}: HTTP {exc.code} {exc.reason}") from exc
+        except urllib.error.URLError as exc:
+            raise CliError(f"{url}: {exc.reason}") from exc
+
+    return opener
+
+
+def _url_items(url: str, dest: str | None, recursive: bool, many: bool) -> list[_Item]:
+    """``http(s)://`` (one file) or any fsspec URL (``s3://`` with the s3 extra; -r for a folder)."""
+    from urllib.parse import urlparse
+
+    parsed = urlparse(url)
+    name = PurePosixPath(parsed.path).name
+    if parsed.scheme in ("http", "https"):
+        if recursive:
+            raise click.UsageError(f"-r {url}: an http(s) URL is one file; -r needs a folder")
+        if not name and (dest is None or dest.endswith("/")):
+            raise click.UsageError(f"{url} has no file name: give REPO@BRANCH:/PATH")
+        return [_Item(_dest(dest, name, many), url, None, _http_open(url))]
+    try:
+        import fsspec
+    except ImportError as exc:  # pragma: no cover - fsspec is a core dependency
+        raise CliError(f"{url}: reading URLs needs fsspec") from exc
+    try:
+        fs, path = fsspec.core.url_to_fs(url)
+    except (ImportError, ValueError) as exc:
+        extra = " (install the s3 extra: pip install 'airflow-datum-provider[s3]')"
+        hint = extra if parsed.scheme in ("s3", "s3a") else ""
+        raise CliError(f"{url}: cannot read {parsed.scheme}:// URLs here{hint}: {exc}") from exc
+    if fs.isdir(path):
+        if not recursive:
+            raise CliError(f"{url} is a folder: use -r to put it recursively")
+        base = dest if dest is not None and not many else (dest or "/") + name
+        items = []
+        root = path.rstrip("/") + "/"
+        for found in sorted(fs.find(path)):
+            rel = found[len(root) :] if found.startswith(root) else PurePosixPath(found).name
+            items.append(
+                _Item(
+                    base.rstrip("/") + "/" + rel,
+                    f"{parsed.scheme}://{found}",
+                    None,
+                    _fs_open(fs, found),
+                )
+            )
+        return items
+    size = fs.size(path)
+    return [_Item(_dest(dest, name, many), url, size, _fs_open(fs, path))]
+
+
+def _fs_open(fs: Any, path: str) -> Callable[[], IO[bytes]]:
+    return lambda: fs.open(path, "rb")  # type: ignore[no-any-return]
+
+
+def _dest(dest: str | None, name: str, many: bool) -> str:
+    """Where a single source lands: PATH, or PATH/NAME for a folder target or several sources."""
+    if dest is None:
+        return "/" + name
+    if dest.endswith("/") or many:
+        return dest.rstrip("/") + "/" + name
+    return dest
+
+
+def _items(sources: tuple[str, ...], dest: str | None, recursive: bool) -> list[_Item]:
+    many = len(sources) > 1
+    items: list[_Item] = []
+    for source in sources:
+        if _is_url(source):
+            items.extend(_url_items(source, dest, recursive, many))
+            continue
+        local = Path(source[len("file://") :] if source.startswith("file://") else source)
+        st = local.stat()  # a missing SRC fails here, before any commit is started
+        name = local.resolve().name
+        if stat.S_ISDIR(st.st_mode):
+            if not recursive:
+                raise CliError(f"{source} is a directory: use -r to put it recursively")
+            base = dest if dest is not None and not many else (dest or "/").rstrip("/") + "/" + name
+            items.extend(_walk(local, base, _note_skipped))
+        else:
+            items.append(
+                _Item(_dest(dest, name, many), source, st.st_size, _local_open(str(local)))
+            )
+    return items
 
 
 @verb("put").command("file")
 @click.argument("target", metavar="REPO@BRANCH[:/PATH]", type=FileRefType("optional"))
 @click.option(
-    "-f", "--file", "source", required=True, metavar="SRC", help="Local file, directory, or -."
+    "-f",
+    "--file",
+    "sources",
+    multiple=True,
+    metavar="SRC",
+    help="A local file, a directory (with -r), an http(s):// URL, an s3:// URL (s3 extra), or "
+    "- for stdin (the default). Repeat -f for several: each lands in the target folder.",
 )
 @click.option("-r", "--recursive", is_flag=True, help="Put a local directory recursively.")
 @click.option("-a", "--append", is_flag=True, help="Append to the file instead of overwriting.")
+@click.option(
+    "-p",
+    "--parallelism",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Upload up to N files at once (into the same commit).",
+)
+@unsupported_option("--compress", "-c", reason="the store keeps files as they are (no compression)")
+@unsupported_option("--untar", reason="unpack the archive locally, then put file -r the folder")
 @pass_store
-def put_file(store: Store, target: FileRef, source: str, recursive: bool, append: bool) -> None:
-    """Put a file (-f -: stdin) or, with -r, a directory into a branch.
+def put_file(
+    store: Store,
+    target: FileRef,
+    sources: tuple[str, ...],
+    recursive: bool,
+    append: bool,
+    parallelism: int,
+) -> None:
+    """Put files into a branch: local files, a directory (-r), URLs, or stdin.
 
-    PATH defaults to /<basename of SRC>; a PATH ending in / gets SRC's basename appended.
-    -r puts regular files only: symlinks are not followed, and they, FIFOs, sockets and
-    devices are skipped with a note on stderr. The only open commit on the branch is written
-    into (it stays open; a note says so); several open commits are an error; otherwise one
-    commit is started and finished around the put. REPO@ID puts into that open commit.
+    Without -f (or with -f -) stdin is read, into REPO@BRANCH:/PATH. A single SRC lands at PATH
+    (default /<basename of SRC>); with a PATH ending in /, or several -f, each SRC lands in that
+    folder under its basename. -r puts regular files only: symlinks are not followed, and they,
+    FIFOs, sockets and devices are skipped with a note on stderr. All sources go into one
+    commit: the only open commit on the branch (it stays open; a note says so), else a new
+    commit started and finished around the put; several open commits are an error. REPO@ID
+    puts into that open commit.
     """
     dest = target.path
-    if source == "-":
+    if not sources or sources == ("-",):
         if dest is None or dest.endswith("/"):
-            raise click.UsageError("put file -f - (stdin) needs a file path: REPO@BRANCH:/PATH")
+            raise click.UsageError("put file from stdin needs a file path: REPO@BRANCH:/PATH")
         with writing(store, target.repo, target.ref) as (commit, _), progress(None, dest) as bar:
             reader = CountingReader(sys.stdin.buffer, bar)
             commit.put_stream(dest, cast("IO[bytes]", reader), append=append)
         return
-    local = Path(source)
-    size = local.stat().st_size  # a missing SRC fails here, before any commit is started
-    name = local.resolve().name
-    if local.is_dir():
-        if not recursive:
-            raise CliError(f"{source} is a directory: use -r to put it recursively")
-        if append:
-            raise click.UsageError("--append puts single files; it cannot be used with -r")
-        total = _tree_size(local) if progress_enabled() else None
-        with writing(store, target.repo, target.ref) as (commit, _), progress(total, name) as bar:
-            commit.put_dir(dest or f"/{name}", local, progress=bar.update, skipped=_skip_noter(bar))
-        return
-    if dest is None or dest.endswith("/"):
-        dest = (dest or "/") + name
+    if "-" in sources:
+        raise click.UsageError("-f - (stdin) cannot be combined with other -f sources")
+    if append and recursive:
+        raise click.UsageError("--append puts single files; it cannot be used with -r")
+    items = _items(sources, dest, recursive)
+    if append and len(items) > 1:
+        raise click.UsageError("--append puts one file; give a single -f")
+    seen: dict[str, str] = {}
+    for item in items:
+        if item.dest in seen:
+            raise CliError(f"{seen[item.dest]} and {item.label} would both land at {item.dest}")
+        seen[item.dest] = item.label
+    total = sum(i.size or 0 for i in items) if all(i.size is not None for i in items) else None
+    label = items[0].dest.rsplit("/", 1)[-1] if len(items) == 1 else f"{len(items)} files"
+    counted = len(items) if recursive or len(items) > 1 else None
     with (
         writing(store, target.repo, target.ref) as (commit, _),
-        open(local, "rb") as fh,
-        progress(size, name) as bar,
+        progress(total, label, files=counted) as bar,
     ):
-        commit.put_stream(dest, cast("IO[bytes]", CountingReader(fh, bar)), append=append)
+        if parallelism == 1 or len(items) == 1:
+            for item in items:
+                with item.open() as fh:
+                    reader = cast("IO[bytes]", CountingReader(fh, bar))
+                    commit.put_stream(item.dest, reader, append=append)
+                bar.file_done()
+            return
+        _put_parallel(store, commit, items, parallelism, bar)
+
+
+def _put_parallel(store: Store, commit: Any, items: list[_Item], n: int, bar: Any) -> None:
+    """Upload the files' content in ``n`` threads; stage them in order once all are stored.
+
+    Blobs are content-addressed (a second writer of the same blob is harmless), so only the
+    staging, done here in one thread, needs an order.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from airflow_datum_provider.core.store import Entry
+
+    def upload(item: _Item) -> Entry:
+        with item.open() as fh:
+            digest, size = store._put_blob_stream(cast("IO[bytes]", CountingReader(fh, bar)))
+        bar.file_done()
+        return Entry(clean_path(item.dest), digest, size)
+
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="datumctl-put") as pool:
+        entries = list(pool.map(upload, items))
+    for entry in entries:
+        commit.put_entry(entry)
 
 
 @verb("get").command("file")
 @click.argument("target", metavar="REPO@BRANCH:/PATH", type=FileRefType())
-@click.option("-o", "--output", "out", metavar="FILE", help="Write to FILE instead of stdout.")
+@click.option(
+    "-o", "--output", "out", metavar="FILE|DIR", help="Write to FILE (with -r: into DIR)."
+)
+@click.option("-r", "--recursive", is_flag=True, help="Download a directory into -o DIR.")
 @pass_store
-def get_file(store: Store, target: FileRef, out: str | None) -> None:
-    """Stream a file of a commit to stdout or to a local file."""
+def get_file(store: Store, target: FileRef, out: str | None, recursive: bool) -> None:
+    """Stream a file of a commit to stdout or to a local file; -r a directory into -o DIR.
+
+    FILE is written under a temporary name and renamed, so a failed download leaves no half
+    file. With -r, DIR is created if missing and an existing local file is never overwritten
+    (the download stops with an error naming it).
+    """
+    if recursive:
+        if out is None:
+            raise click.UsageError("get file -r needs -o DIR (where the directory is written)")
+        _get_dir(store, target, Path(out))
+        return
     if out is not None and (Path(out).is_dir() or not Path(out).parent.is_dir()):
         what = "is a directory" if Path(out).is_dir() else "has no such parent directory"
         raise CliError(f"-o {out}: {what}")
@@ -133,7 +337,7 @@ def get_file(store: Store, target: FileRef, out: str | None) -> None:
     if info.is_dir:
         raise CliError(
             f"{info.path} is a directory in {target.repo}@{target.ref} "
-            f"(see: datumctl list file {target})"
+            f"(download it with: datumctl get file -r {target} -o DIR)"
         )
     with (
         store.open_file(target.repo, target.ref, info.path) as src,
@@ -145,6 +349,32 @@ def get_file(store: Store, target: FileRef, out: str | None) -> None:
             sys.stdout.buffer.flush()
         else:
             _write_atomically(Path(out), reader)
+
+
+def _get_dir(store: Store, target: FileRef, out: Path) -> None:
+    """Every file below ``target``'s directory, from one commit, into ``out``."""
+    commit = store.inspect_commit(target.repo, target.ref)
+    info = store.inspect_file(target.repo, commit.id, _path(target))
+    prefix = info.path if info.is_dir else info.path.rsplit("/", 1)[0] + "/"
+    entries = list(store.manifest(target.repo, commit.id).entries(store.backend, prefix))
+    if out.exists() and not out.is_dir():
+        raise CliError(f"-o {out}: exists and is not a directory")
+    root = out.resolve()
+    plan = []
+    for entry in entries:
+        dest = (root / entry.path[len(prefix) :]).resolve()
+        if root not in dest.parents:  # pragma: no cover - store paths are clean
+            raise CliError(f"{entry.path}: would be written outside {out}")
+        if dest.exists() or dest.is_symlink():
+            raise CliError(f"{dest} exists: datumctl never overwrites a local file; remove it")
+        plan.append((entry, dest))
+    total = sum(e.size for e in entries)
+    with progress(total, info.path, files=len(plan)) as bar:
+        for entry, dest in plan:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with store.open_blob(entry.hash) as src:
+                _write_atomically(dest, CountingReader(src, bar))
+            bar.file_done()
 
 
 def _write_atomically(dest: Path, reader: CountingReader) -> None:
@@ -191,8 +421,8 @@ def glob_file(store: Store, target: FileRef, output: OutputFormat) -> None:
 def inspect_file(store: Store, target: FileRef, output: OutputFormat) -> None:
     """Show a file's size and content hash (BLAKE2b-256), or a directory's total size."""
     info = store.inspect_file(target.repo, target.ref, _path(target))
-    if output == "json":
-        print_json([info.to_dict()])
+    if output != "text":
+        print_records(output, [info.to_dict()])
         return
     print_fields(
         (
@@ -206,12 +436,14 @@ def inspect_file(store: Store, target: FileRef, output: OutputFormat) -> None:
 
 @verb("delete").command("file")
 @click.argument("target", metavar="REPO@BRANCH:/PATH", type=FileRefType())
+@click.option("-r", "--recursive", is_flag=True, help="Delete a directory and everything below.")
 @pass_store
-def delete_file(store: Store, target: FileRef) -> None:
-    """Delete a file, or a directory with everything below it.
+def delete_file(store: Store, target: FileRef, recursive: bool) -> None:
+    """Delete a file, or with -r a directory with everything below it.
 
     Like put file: into the only open commit on the branch (a note says so), an error with
-    several, else in a new commit (then the path must exist at the branch head).
+    several, else in a new commit (then the path must exist at the branch head, and a
+    directory needs -r).
     """
     with writing(store, target.repo, target.ref) as (commit, fresh):
         if fresh:
@@ -220,5 +452,24 @@ def delete_file(store: Store, target: FileRef) -> None:
                     f"file {_path(target)!r} not found: {target.repo}@{target.ref} has no commits",
                     path=_path(target),
                 )
-            store.inspect_file(target.repo, commit.info.parent, _path(target))
+            info = store.inspect_file(target.repo, commit.info.parent, _path(target))
+            if info.is_dir and not recursive:
+                raise CliError(
+                    f"{info.path} is a directory in {target.repo}@{target.ref}: "
+                    "delete it with -r (everything below it goes)"
+                )
         commit.delete(_path(target))
+
+
+@verb("copy").command("file")
+@click.argument("src", metavar="SRC_REPO@REF:/PATH", type=FileRefType())
+@click.argument("dst", metavar="DST_REPO@BRANCH:/PATH", type=FileRefType())
+@pass_store
+def copy_file(store: Store, src: FileRef, dst: FileRef) -> None:
+    """Copy a file or directory from a commit into a branch, without moving data.
+
+    The destination is written like put file (the only open commit on the branch, else a new
+    commit). The content is shared (the store is content-addressed), so copies are instant.
+    """
+    with writing(store, dst.repo, dst.ref) as (commit, _):
+        commit.copy(src.repo, src.ref, _path(src), _path(dst))

@@ -22,7 +22,7 @@ from airflow_datum_provider.cli._output import (
     human_time,
     output_option,
     print_fields,
-    print_json,
+    print_records,
     print_table,
 )
 from airflow_datum_provider.cli._store import pass_store
@@ -210,8 +210,8 @@ def list_job(store: Store, pipeline: str | None, output: OutputFormat) -> None:
     if pipeline is not None:
         records.pipeline(pipeline)
     jobs = [_live(records, j) for j in records.jobs(pipeline)]
-    if output == "json":
-        print_json(j.to_dict() for j in jobs)
+    if output != "text":
+        print_records(output, (j.to_dict() for j in jobs))
         return
     print_table(
         ("PIPELINE", "ID", "STARTED", "DURATION", "RESTART", "PROGRESS", "DL", "UL", "STATE"),
@@ -240,8 +240,8 @@ def inspect_job(store: Store, target: JobRef, output: OutputFormat) -> None:
     """Show a job: state, counters, timings, inputs and output commit."""
     records = JobRecords(store)
     job = _live(records, _find(store, target))
-    if output == "json":
-        print_json([job.to_dict()])
+    if output != "text":
+        print_records(output, [job.to_dict()])
         return
     spec = records.pipeline(job.pipeline).spec
     print_fields(
@@ -405,8 +405,8 @@ def list_job_datums(store: Store, pipeline: str | None, job: str, output: Output
         check_name(pipeline, "pipeline")
     info = _find(store, JobRef(pipeline=pipeline, job=check_job_id(job)))
     rows = datum_records(store, info)
-    if output == "json":
-        print_json(record for record, _ in rows)
+    if output != "text":
+        print_records(output, (record for record, _ in rows))
         return
     print_table(
         ("ID", "FILES", "STATUS", "TIME"),
@@ -460,8 +460,8 @@ def inspect_datum(store: Store, target: JobRef, datum_id: str, output: OutputFor
         ],
         "log_tail": res.get("log_tail", ""),
     }
-    if output == "json":
-        print_json([record])
+    if output != "text":
+        print_records(output, [record])
         return
     total = _total_time(result)
     print_fields(

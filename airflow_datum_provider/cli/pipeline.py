@@ -17,7 +17,7 @@ from airflow_datum_provider.cli._output import (
     human_time,
     output_option,
     print_fields,
-    print_json,
+    print_records,
     print_table,
 )
 from airflow_datum_provider.cli._refs import is_commit_id
@@ -164,8 +164,8 @@ def update_pipeline(store: Store, source: str, reprocess: bool) -> None:
 def list_pipeline(store: Store, output: OutputFormat) -> None:
     """List pipelines."""
     pipelines = JobRecords(store).pipelines()
-    if output == "json":
-        print_json(p.to_dict() for p in pipelines)
+    if output != "text":
+        print_records(output, (p.to_dict() for p in pipelines))
         return
     print_table(
         ("NAME", "VERSION", "INPUT", "CREATED", "DESCRIPTION"),
@@ -193,8 +193,8 @@ def _timeout(value: Any) -> str:
 def inspect_pipeline(store: Store, name: str, output: OutputFormat) -> None:
     """Show a pipeline: version, salt, input and the whole spec."""
     info = JobRecords(store).pipeline(name)
-    if output == "json":
-        print_json([info.to_dict()])
+    if output != "text":
+        print_records(output, [info.to_dict()])
         return
     spec = info.spec
     print_fields(
@@ -260,8 +260,8 @@ def run_pipeline_cmd(
     if resume is not None:
         check_job_id(resume)
     job = run_pipeline(store, name, parallelism=parallelism, resume=resume, verbose=verbose)
-    if output == "json":
-        print_json([job.to_dict()])
+    if output != "text":
+        print_records(output, [job.to_dict()])
     if job.state != "success":
         raise job_failed(job)
     if output == "text":

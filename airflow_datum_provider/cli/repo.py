@@ -11,7 +11,7 @@ from airflow_datum_provider.cli._output import (
     human_time,
     output_option,
     print_fields,
-    print_json,
+    print_records,
     print_table,
 )
 from airflow_datum_provider.cli._refs import repo_name
@@ -37,8 +37,8 @@ def create_repo(store: Store, name: str, description: str) -> None:
 def list_repo(store: Store, output: OutputFormat) -> None:
     """List repos."""
     repos = store.list_repos()
-    if output == "json":
-        print_json(r.to_dict() for r in repos)
+    if output != "text":
+        print_records(output, (r.to_dict() for r in repos))
         return
     print_table(
         ("NAME", "CREATED", "SIZE", "DESCRIPTION"),
@@ -53,8 +53,8 @@ def list_repo(store: Store, output: OutputFormat) -> None:
 def inspect_repo(store: Store, name: str, output: OutputFormat) -> None:
     """Show a repo's details."""
     info = store.inspect_repo(name)
-    if output == "json":
-        print_json([info.to_dict()])
+    if output != "text":
+        print_records(output, [info.to_dict()])
         return
     print_fields(
         (
