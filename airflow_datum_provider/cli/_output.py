@@ -9,7 +9,8 @@ from __future__ import annotations
 import functools
 import itertools
 import json
-from collections.abc import Callable, Iterable, Sequence
+import os
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
@@ -25,6 +26,7 @@ __all__ = [
     "print_json",
     "print_records",
     "print_table",
+    "state_style",
 ]
 
 OutputFormat = Literal["text", "json", "yaml"]
@@ -49,7 +51,7 @@ def output_option(fn: F) -> F:
         is_flag=True,
         help="Print JSON records (pachctl's --raw; -o yaml for YAML).",
     )(wrapper)
-    return click.option(  # type: ignore[no-any-return]
+    return click.option(  # type: ignore[return-value]
         "-o",
         "--output",
         type=click.Choice(["text", "json", "yaml"]),
@@ -118,19 +120,61 @@ def print_json(records: Iterable[dict[str, Any]]) -> None:
         click.echo(json.dumps(record, ensure_ascii=False, separators=(",", ":")))
 
 
-def print_table(headers: Sequence[str], rows: Iterable[Sequence[str]]) -> None:
-    """A left-aligned table; the last column is not padded."""
+_STATE_COLOURS = {
+    "success": "green",
+    "failure": "red",
+    "failed": "red",
+    "killed": "red",
+    "dead": "magenta",
+    "running": "yellow",
+    "starting": "yellow",
+    "created": "yellow",
+    "recovered": "cyan",
+    "skipped": "bright_black",
+}
+
+
+def state_style(cell: str) -> str:
+    """A state cell coloured by its state (the first word that names one), for a terminal.
+
+    ``click.echo`` drops the colours when stdout is not a terminal (or under ``NO_COLOR``).
+    """
+    if os.environ.get("NO_COLOR"):
+        return cell
+    for word in cell.replace("/", " ").replace(":", " ").split():
+        colour = _STATE_COLOURS.get(word)
+        if colour is not None:
+            return click.style(cell, fg=colour)
+    return cell
+
+
+def print_table(
+    headers: Sequence[str],
+    rows: Iterable[Sequence[str]],
+    *,
+    styles: Mapping[int, Callable[[str], str]] | None = None,
+) -> None:
+    """A left-aligned table; the last column is not padded.
+
+    ``styles`` colours the (padded) cells of some columns; widths are counted without them.
+    """
     it = iter(rows)
     sample = list(itertools.islice(it, _WIDTH_SAMPLE))
     widths = [len(h) for h in headers]
     for row in sample:
         widths = [max(w, len(cell)) for w, cell in zip(widths, row)]
 
-    def line(cells: Sequence[str]) -> str:
+    def line(cells: Sequence[str], styled: bool = True) -> str:
         padded = [cell.ljust(w) for cell, w in zip(cells[:-1], widths)]
-        return "   ".join([*padded, cells[-1]]).rstrip()
+        out = [*padded, cells[-1]]
+        if styled and styles:
+            for i, style in styles.items():
+                if i < len(out) and out[i].strip():
+                    stripped = out[i].rstrip()
+                    out[i] = style(stripped) + out[i][len(stripped) :]
+        return "   ".join(out).rstrip()
 
-    click.echo(line(headers))
+    click.echo(line(headers, styled=False))
     for row in itertools.chain(sample, it):
         click.echo(line(row))
 

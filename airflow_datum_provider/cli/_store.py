@@ -40,6 +40,7 @@ __all__ = [
     "only_open_commit",
     "open_commits_on",
     "pass_store",
+    "refuse_output_branch",
     "writing",
 ]
 
@@ -79,7 +80,7 @@ def only_open_commit(store: Store, repo: str, branch: str) -> CommitInfo | None:
     return found[0] if found else None
 
 
-def find_open_commit(store: Store, repo: str, ref: str) -> OpenCommit:
+def find_open_commit(store: Store, repo: str, ref: str, *, hint: bool = True) -> OpenCommit:
     """The open commit ``ref`` names: by id, or the only open commit on branch ``ref``.
 
     A ref of 32 hex characters is a commit id. On a branch with no open commit, or with more
@@ -91,13 +92,29 @@ def find_open_commit(store: Store, repo: str, ref: str) -> OpenCommit:
     store.branch_head(repo, branch)
     found = only_open_commit(store, repo, branch)
     if found is None:
+        suggestion = f" (start one with: datumctl start commit {repo}@{branch})" if hint else ""
         raise CommitNotFound(
-            f"no open commit on {repo}@{branch} (start one with: datumctl start commit "
-            f"{repo}@{branch})",
+            f"no open commit on {repo}@{branch}{suggestion}",
             repo=repo,
             commit=ref,
         )
     return store.open_commit(repo, found.id)
+
+
+def refuse_output_branch(store: Store, repo: str, branch: str) -> None:
+    """User commits into a pipeline's output branch are refused, as in Pachyderm.
+
+    Whatever is written there would be carried into every later job's output. There is no
+    escape hatch: to change what a pipeline outputs, change its input or its spec.
+    """
+    from airflow_datum_provider.core.jobs import JobRecords
+
+    records = JobRecords(store)
+    if records.pipeline_exists(repo) and records.pipeline(repo).spec.output_branch == branch:
+        raise CliError(
+            f"cannot start a commit on an output branch: {repo}@{branch} is written by pipeline "
+            f"{repo!r} (change its input or its spec instead)"
+        )
 
 
 @contextmanager
@@ -113,7 +130,9 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
     """
     if is_commit_id(ref):
         existing: OpenCommit | None = store.open_commit(repo, ref)
+        refuse_output_branch(store, repo, existing.info.branch)
     else:
+        refuse_output_branch(store, repo, check_name(ref, "branch"))
         found = only_open_commit(store, repo, check_name(ref, "branch"))
         existing = None if found is None else store.open_commit(repo, found.id)
         if existing is not None:

@@ -54,7 +54,7 @@ COMMANDS: dict[str, dict[str, str]] = {
     "glob": {"file": "file"},
     "inspect": {
         "repo": "repo",
-        "branch": "branch",
+        "branch": "commit",
         "commit": "commit",
         "file": "file",
         "pipeline": "pipeline",

@@ -31,7 +31,7 @@ __all__ = ["datum_record", "list_datum", "spec_datums"]
 
 
 @verb("list").command("datum")
-@click.argument("job", metavar="[PIPELINE@JOB]", required=False)
+@click.argument("job", metavar="[[PIPELINE@]JOB]", required=False)
 @click.option(
     "-f",
     "--file",
@@ -42,28 +42,28 @@ __all__ = ["datum_record", "list_datum", "spec_datums"]
 @output_option
 @pass_store
 def list_datum(store: Store, job: str | None, spec_file: str | None, output: OutputFormat) -> None:
-    """List the datums of a pipeline spec (-f SPEC) or of a job (PIPELINE@JOB).
+    """List the datums of a pipeline spec (-f SPEC) or of a job (PIPELINE@JOB, or JOB).
 
     With -f, every input is pinned to its branch head and planned as a job would: the same
     datum ids, hashes (with the spec's salt) and order.
     """
     if job is None and spec_file is None:
-        raise click.UsageError("give -f SPEC or PIPELINE@JOB")
+        raise click.UsageError("give -f SPEC or [PIPELINE@]JOB")
     if job is not None and spec_file is not None:
-        raise click.UsageError("give -f SPEC or PIPELINE@JOB, not both")
+        raise click.UsageError("give -f SPEC or [PIPELINE@]JOB, not both")
     if spec_file is not None:
         with spec_warnings():  # `datumctl: warning: ...` lines, as create pipeline prints them
             datums = spec_datums(store, _read(spec_file))
         _print(datums, output, status="-")
         return
     assert job is not None
-    pipeline, _, job_id = job.partition("@")
-    if not pipeline or not job_id:
-        raise click.UsageError(f"expected PIPELINE@JOB, got {job!r}")
-    _list_job_datums(store, pipeline, job_id, output)
+    pipeline, at, job_id = job.rpartition("@")
+    if at and (not pipeline or not job_id):
+        raise click.UsageError(f"expected [PIPELINE@]JOB, got {job!r}")
+    _list_job_datums(store, pipeline or None, job_id, output)
 
 
-def _list_job_datums(store: Store, pipeline: str, job: str, output: OutputFormat) -> None:
+def _list_job_datums(store: Store, pipeline: str | None, job: str, output: OutputFormat) -> None:
     """The datums of one job with their states (success / failed / recovered / skipped)."""
     from airflow_datum_provider.cli.job import list_job_datums
 
@@ -105,4 +105,9 @@ def _print(datums: Iterable[Datum], output: OutputFormat, *, status: str) -> Non
     if output != "text":
         print_records(output, (datum_record(d) for d in datums))
     else:
-        print_table(("ID", "FILES", "STATUS"), ((d.id, describe(d), status) for d in datums))
+        from airflow_datum_provider.cli.job import FILES_WIDTH, SHORT_ID, trim
+
+        print_table(
+            ("ID", "FILES", "STATUS"),
+            ((d.id[:SHORT_ID], trim(describe(d), FILES_WIDTH), status) for d in datums),
+        )

@@ -282,8 +282,8 @@ def put_file(
         if parallelism == 1 or len(items) == 1:
             for item in items:
                 with item.open() as fh:
-                    reader = cast("IO[bytes]", CountingReader(fh, bar))
-                    commit.put_stream(item.dest, reader, append=append)
+                    stream = cast("IO[bytes]", CountingReader(fh, bar))
+                    commit.put_stream(item.dest, stream, append=append)
                 bar.file_done()
             return
         _put_parallel(store, commit, items, parallelism, bar)

@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
 import click
 
+from airflow_datum_provider.cli._errors import unsupported_option
 from airflow_datum_provider.cli._output import (
     OutputFormat,
     dash,
@@ -24,12 +26,17 @@ from airflow_datum_provider.cli._output import (
     print_fields,
     print_records,
     print_table,
+    state_style,
 )
 from airflow_datum_provider.cli._store import pass_store
-from airflow_datum_provider.cli._verbs import verb
-from airflow_datum_provider.cli.pipeline import check_job_id, input_shorthand, pipeline_name
+from airflow_datum_provider.cli._verbs import examples_epilog, verb
+from airflow_datum_provider.cli.pipeline import (
+    check_job_id,
+    input_shorthand,
+    pipeline_name,
+)
+from airflow_datum_provider.cli.pipeline import complete_pipeline as _complete_pipeline
 from airflow_datum_provider.core.datum import Datum
-from airflow_datum_provider.core.engine import stop_job
 from airflow_datum_provider.core.errors import InvalidNameError, JobNotFound
 from airflow_datum_provider.core.jobs import JobInfo, JobRecords
 from airflow_datum_provider.core.spec import format_duration
@@ -45,11 +52,16 @@ __all__ = [
     "inspect_job",
     "list_job",
     "list_job_datums",
+    "live_job",
+    "runner_dead",
+    "shown_state",
     "logs",
     "stop_job_cmd",
 ]
 
-_DATUM_ID = re.compile(r"\A[0-9a-f]{64}\Z")
+_DATUM_ID = re.compile(r"\A[0-9a-f]{8,64}\Z")
+SHORT_ID = 12  # datum ids as tables show them (a unique prefix of 8+ characters names one)
+FILES_WIDTH = 52  # so that list datum fits 100 columns
 
 # -- arguments -------------------------------------------------------------------------------
 
@@ -90,6 +102,13 @@ class JobRefType(click.ParamType):  # type: ignore[type-arg]  # generic in click
             pipeline=check_name(pipeline, "pipeline") if at else None, job=check_job_id(job)
         )
 
+    def shell_complete(
+        self, ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[Any]:
+        from click.shell_completion import CompletionItem
+
+        return [CompletionItem(c) for c in _complete_job(ctx, param, incomplete)]
+
 
 def _find(store: Store, ref: JobRef) -> JobInfo:
     records = JobRecords(store)
@@ -98,10 +117,29 @@ def _find(store: Store, ref: JobRef) -> JobInfo:
     return records.find_job(ref.job, ref.pipeline)
 
 
+def trim(text: str, width: int) -> str:
+    """``text`` cut to ``width`` characters, ending in ``…`` when cut."""
+    return text if len(text) <= width else text[: width - 1] + "…"
+
+
+def _resolve_datum(ids: Iterable[str], prefix: str, job: JobInfo) -> str:
+    """The one datum id of ``ids`` starting with ``prefix`` (errors name the prefix typed)."""
+    found = [i for i in ids if i.startswith(prefix)]
+    if len(set(found)) > 1:
+        raise InvalidNameError(
+            f"datum {prefix!r} is ambiguous in job {job.id}: give more characters", name=prefix
+        )
+    if not found:
+        raise JobNotFound(f"datum {prefix} not found in job {job.id}", job=job.id)
+    return found[0]
+
+
 def _check_datum_id(datum_id: str) -> str:
     if not _DATUM_ID.match(datum_id):
         raise InvalidNameError(
-            f"datum id {datum_id!r} is invalid: expected 64 hex characters", name=datum_id
+            f"datum id {datum_id!r} is invalid: expected 64 hex characters (or a unique prefix "
+            "of 8 or more, as tables show them)",
+            name=datum_id,
         )
     return datum_id
 
@@ -164,7 +202,7 @@ def _when(stamp: str) -> str:
 # -- jobs ------------------------------------------------------------------------------------
 
 
-def _live(records: JobRecords, job: JobInfo) -> JobInfo:
+def live_job(records: JobRecords, job: JobInfo) -> JobInfo:
     """A job with its counters, times and bytes summed from the per-datum checkpoints.
 
     The engine writes them into the job record when it merges; until then (running, or a
@@ -195,21 +233,51 @@ def _live(records: JobRecords, job: JobInfo) -> JobInfo:
     )
 
 
+_REASON_WIDTH = 25  # pachctl trims reasons in tables; `inspect job` has the whole text
+
+
+def runner_dead(store: Store, job: JobInfo) -> bool:
+    """A job that is not done but that no live runner works on (killed, crashed machine)."""
+    if job.done:
+        return False
+    try:
+        from airflow_datum_provider.core.jobs.liveness import runner_alive
+    except ImportError:  # before the engine split
+        from airflow_datum_provider.core.engine import _runner_alive as runner_alive
+    return not runner_alive(store, job)
+
+
+def shown_state(store: Store, job: JobInfo, *, width: int | None = None) -> str:
+    """A job's state for a table: ``state: reason`` (trimmed to ``width``), or ``runner dead``."""
+    if runner_dead(store, job):
+        return f"{job.state}: runner dead"
+    reason = job.reason
+    if width is not None and len(reason) > width:
+        reason = reason[: width - 1].rstrip() + "…"
+    return _state(job.state, reason)
+
+
 @verb("list").command("job")
+@click.argument("job_id", metavar="[JOB]", required=False)
 @click.option("-p", "--pipeline", callback=pipeline_name, help="Only the jobs of this pipeline.")
 @output_option
 @pass_store
-def list_job(store: Store, pipeline: str | None, output: OutputFormat) -> None:
-    """List jobs, newest first.
+def list_job(store: Store, job_id: str | None, pipeline: str | None, output: OutputFormat) -> None:
+    """List jobs, newest first (or the one job JOB, in every pipeline it ran for).
 
     PROGRESS is processed + skipped / total (processed + skipped + recovered / total when
-    datums were recovered). A job whose runner was killed shows as running; continue it with
-    `run pipeline NAME --resume JOB`.
+    datums were recovered). Reasons are cut to 25 characters as in pachctl (the whole text:
+    `inspect job`). A job whose runner died (killed, machine gone) shows `runner dead`:
+    continue it with `run pipeline NAME --resume JOB`, or end it with `stop job JOB`.
     """
     records = JobRecords(store)
     if pipeline is not None:
         records.pipeline(pipeline)
-    jobs = [_live(records, j) for j in records.jobs(pipeline)]
+    if job_id is not None:
+        found = _find(store, JobRef(pipeline=pipeline, job=check_job_id(job_id)))
+        jobs = [live_job(records, found)]
+    else:
+        jobs = [live_job(records, j) for j in records.jobs(pipeline)]
     if output != "text":
         print_records(output, (j.to_dict() for j in jobs))
         return
@@ -225,10 +293,11 @@ def list_job(store: Store, pipeline: str | None, output: OutputFormat) -> None:
                 j.progress,
                 human_size(j.download_bytes),
                 human_size(j.upload_bytes),
-                _state(j.state, j.reason),
+                shown_state(store, j, width=_REASON_WIDTH),
             )
             for j in jobs
         ),
+        styles={8: state_style},
     )
 
 
@@ -239,7 +308,7 @@ def list_job(store: Store, pipeline: str | None, output: OutputFormat) -> None:
 def inspect_job(store: Store, target: JobRef, output: OutputFormat) -> None:
     """Show a job: state, counters, timings, inputs and output commit."""
     records = JobRecords(store)
-    job = _live(records, _find(store, target))
+    job = live_job(records, _find(store, target))
     if output != "text":
         print_records(output, [job.to_dict()])
         return
@@ -251,7 +320,7 @@ def inspect_job(store: Store, target: JobRef, output: OutputFormat) -> None:
             ("Created", _when(job.created)),
             ("Started", _when(job.started)),
             ("Duration", human_duration(_elapsed(job.started, job.finished))),
-            ("State", job.state),
+            ("State", shown_state(store, job) if runner_dead(store, job) else job.state),
             ("Reason", dash(job.reason)),
             ("Processed", str(job.processed)),
             ("Failed", str(job.failed)),
@@ -291,10 +360,22 @@ def stop_job_cmd(store: Store, target: JobRef) -> None:
     ends killed at once. Its finished datums stay recorded; the output branch does not move.
     Stopping a job that already ended does nothing.
     """
+    from airflow_datum_provider.core.engine import stop_job
+
     stop_job(store, target.job, target.pipeline)
 
 
-@click.command("logs")
+@click.command(
+    "logs",
+    epilog=examples_epilog(
+        [
+            "datumctl logs -p edges",
+            "datumctl logs -j edges@<job> --datum <datum>",
+            "datumctl logs -j <job> -f",
+            "datumctl logs -p edges --tail 20",
+        ]
+    ),
+)
 @click.option(
     "-j",
     "--job",
@@ -303,14 +384,36 @@ def stop_job_cmd(store: Store, target: JobRef) -> None:
     type=JobRefType(bare=True),
     help="The job (default with --pipeline: its newest job).",
 )
-@click.option("-p", "--pipeline", callback=pipeline_name, help="The job's pipeline.")
+@click.option(
+    "-p",
+    "--pipeline",
+    callback=pipeline_name,
+    shell_complete=_complete_pipeline,
+    help="The job's pipeline.",
+)
 @click.option("--datum", "datum_id", metavar="DATUM", help="Only this datum's log.")
+@click.option("-f", "--follow", is_flag=True, help="Keep printing datums' logs until the job ends.")
+@click.option(
+    "--tail", type=click.IntRange(min=0), metavar="N", help="Only the last N lines (then follow)."
+)
+@unsupported_option(
+    "--master", reason="there is no pipeline master process: every log is a datum's"
+)
+@unsupported_option("--worker", reason="datums run in this process or its pool; use --datum")
 @pass_store
-def logs(store: Store, target: JobRef | None, pipeline: str | None, datum_id: str | None) -> None:
+def logs(
+    store: Store,
+    target: JobRef | None,
+    pipeline: str | None,
+    datum_id: str | None,
+    follow: bool,
+    tail: int | None,
+) -> None:
     """Print the stored stdout / stderr of a job's datums.
 
     Without --datum, every datum that ran, in processing order. Each attempt starts with a
-    `=== datum <id>: attempt n/N ===` line.
+    `=== datum <id>: attempt n/N ===` line. A datum's log is stored when the datum ends, so -f
+    prints each datum's log as it finishes, until the job ends.
     """
     records = JobRecords(store)
     if target is None:
@@ -325,15 +428,73 @@ def logs(store: Store, target: JobRef | None, pipeline: str | None, datum_id: st
         job = _find(store, JobRef(pipeline=target.pipeline or pipeline, job=target.job))
     if datum_id is not None:
         _check_datum_id(datum_id)
-        if datum_id not in set(records.log_ids(job)):
+        if follow:
+            job = _wait_for_log(records, job, datum_id)
+        ids = records.log_ids(job)
+        if len(datum_id) < 64:
+            matches = [i for i in ids if i.startswith(datum_id)]
+            datum_id = matches[0] if len(matches) == 1 else datum_id
+        if datum_id not in set(ids):
             raise JobNotFound(f"no log for datum {datum_id} in job {job.id}", job=job.id)
-        click.echo(records.read_log(job, datum_id), nl=False)
+        _echo_tail(records.read_log(job, datum_id), tail)
         return
+    printed: set[str] = set()
+    first = _new_logs(records, job, printed)
+    _echo_tail("".join(first), tail)
+    while follow and not job.done:
+        time.sleep(_FOLLOW_POLL_S)
+        job = records.job(job.pipeline, job.id)
+        if runner_dead(store, job):
+            click.echo(f"datumctl: job {job.id}: runner dead; stopped following", err=True)
+            break
+        for text in _new_logs(records, job, printed):
+            click.echo(text, nl=False)
+
+
+_FOLLOW_POLL_S = 0.5
+
+
+def _new_logs(records: JobRecords, job: JobInfo, printed: set[str]) -> list[str]:
+    """The logs of the job's datums not printed yet, in processing order (marks them)."""
     have = set(records.log_ids(job))
+    out = []
     for number in records.set_numbers(job):
         for datum in records.read_set(job, number):
-            if datum.id in have:
-                click.echo(records.read_log(job, datum.id), nl=False)
+            if datum.id in have and datum.id not in printed:
+                printed.add(datum.id)
+                out.append(records.read_log(job, datum.id))
+    return out
+
+
+def _wait_for_log(records: JobRecords, job: JobInfo, datum_id: str) -> JobInfo:
+    while not job.done and datum_id not in set(records.log_ids(job)):
+        time.sleep(_FOLLOW_POLL_S)
+        job = records.job(job.pipeline, job.id)
+    return job
+
+
+def _echo_tail(text: str, tail: int | None) -> None:
+    if tail is None:
+        click.echo(text, nl=False)
+        return
+    lines = text.splitlines(keepends=True)
+    click.echo("".join(lines[-tail:] if tail else []), nl=False)
+
+
+def _complete_job(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    from airflow_datum_provider.cli._refs import _complete_store
+
+    store = _complete_store(ctx)
+    if store is None:
+        return []
+    try:
+        return [
+            f"{j.pipeline}@{j.id}"
+            for j in JobRecords(store).jobs()
+            if f"{j.pipeline}@{j.id}".startswith(incomplete) or j.id.startswith(incomplete)
+        ]
+    except Exception:
+        return []
 
 
 # -- datums of a job -------------------------------------------------------------------------
@@ -400,6 +561,8 @@ def list_job_datums(store: Store, pipeline: str | None, job: str, output: Output
 
     STATUS is success / failed / recovered (from the datum's checkpoint), skipped (unchanged
     since the base job), or ``-`` for a datum that has not finished yet (JSON: ``pending``).
+    IDs show their first 12 characters and FILES is cut to fit 100 columns (JSON has both
+    whole).
     """
     if pipeline is not None:
         check_name(pipeline, "pipeline")
@@ -412,13 +575,14 @@ def list_job_datums(store: Store, pipeline: str | None, job: str, output: Output
         ("ID", "FILES", "STATUS", "TIME"),
         (
             (
-                r["id"],
-                _files(r),
+                r["id"][:SHORT_ID],
+                trim(_files(r), FILES_WIDTH),
                 "-" if r["state"] == "pending" else r["state"],
                 human_duration(total),
             )
             for r, total in rows
         ),
+        styles={2: state_style},
     )
 
 
@@ -432,6 +596,8 @@ def inspect_datum(store: Store, target: JobRef, datum_id: str, output: OutputFor
     _check_datum_id(datum_id)
     job = _find(store, target)
     records = JobRecords(store)
+    if len(datum_id) < 64:
+        datum_id = _resolve_datum((d.id for _, d, _ in _datums(records, job)), datum_id, job)
     found = next(((n, d, r) for n, d, r in _datums(records, job) if d.id == datum_id), None)
     if found is None:
         raise JobNotFound(f"datum {datum_id} not found in job {job.id}", job=job.id)

@@ -11,6 +11,7 @@ from typing import Any
 
 import click
 
+from airflow_datum_provider.cli._errors import CliError
 from airflow_datum_provider.cli._output import (
     OutputFormat,
     dash,
@@ -19,17 +20,11 @@ from airflow_datum_provider.cli._output import (
     print_fields,
     print_records,
     print_table,
+    state_style,
 )
 from airflow_datum_provider.cli._refs import is_commit_id
 from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import verb
-from airflow_datum_provider.core.engine import (
-    create_pipeline,
-    delete_pipeline,
-    job_failed,
-    local_runner_warnings,
-    run_pipeline,
-)
 from airflow_datum_provider.core.errors import InvalidNameError
 from airflow_datum_provider.core.jobs import JobRecords
 from airflow_datum_provider.core.spec import (
@@ -59,12 +54,26 @@ __all__ = [
     "spec_warnings",
     "update_pipeline",
     "warn",
+    "watch",
 ]
 
 
 def pipeline_name(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Click callback for a ``PIPELINE`` argument or option: the name rule (exit 1)."""
     return None if value is None else check_name(value, "pipeline")
+
+
+def complete_pipeline(ctx: click.Context, param: click.Parameter, incomplete: str) -> list[str]:
+    """Shell completion of a pipeline name."""
+    from airflow_datum_provider.cli._refs import _complete_store
+
+    store = _complete_store(ctx)
+    if store is None:
+        return []
+    try:
+        return [p.name for p in JobRecords(store).pipelines() if p.name.startswith(incomplete)]
+    except Exception:
+        return []
 
 
 def input_shorthand(node: Input) -> str:
@@ -90,6 +99,8 @@ def _read_spec(source: str) -> PipelineSpec:
     else:
         with open(source, encoding="utf-8") as fh:
             text = fh.read()
+    from airflow_datum_provider.core.engine import local_runner_warnings
+
     with spec_warnings():
         spec = parse_spec(text)
     for message in local_runner_warnings(spec):
@@ -138,6 +149,8 @@ def create_pipeline_cmd(store: Store, source: str) -> None:
 
     The pipeline gets a new random salt, part of every datum hash.
     """
+    from airflow_datum_provider.core.engine import create_pipeline
+
     create_pipeline(store, _read_spec(source))
 
 
@@ -155,31 +168,49 @@ def update_pipeline(store: Store, source: str, reprocess: bool) -> None:
     The salt is kept, so the next job still skips datums whose inputs did not change, unless
     --reprocess (or a `salt` in the spec).
     """
+    from airflow_datum_provider.core.engine import create_pipeline
+
     create_pipeline(store, _read_spec(source), update=True, reprocess=reprocess)
 
 
 @verb("list").command("pipeline")
+@click.argument("name", required=False, callback=pipeline_name, shell_complete=complete_pipeline)
 @output_option
 @pass_store
-def list_pipeline(store: Store, output: OutputFormat) -> None:
-    """List pipelines."""
-    pipelines = JobRecords(store).pipelines()
+def list_pipeline(store: Store, name: str | None, output: OutputFormat) -> None:
+    """List pipelines (or one): version, input, and the state of the last job.
+
+    STATE / LAST JOB is pachctl's column: the pipeline's state (there is no pipeline process
+    here, so it is always idle) and the state of its newest job (`-` before the first run).
+    """
+    records = JobRecords(store)
+    pipelines = [records.pipeline(name)] if name is not None else records.pipelines()
     if output != "text":
         print_records(output, (p.to_dict() for p in pipelines))
         return
     print_table(
-        ("NAME", "VERSION", "INPUT", "CREATED", "DESCRIPTION"),
+        ("NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"),
         (
             (
                 p.name,
                 str(p.version),
                 input_shorthand(p.spec.input),
                 human_time(p.created),
+                f"idle / {last_job_state(store, records, p.name)}",
                 p.spec.description,
             )
             for p in pipelines
         ),
+        styles={4: state_style},
     )
+
+
+def last_job_state(store: Store, records: JobRecords, name: str) -> str:
+    """The state of a pipeline's newest job as shown in tables (``-`` without jobs)."""
+    from airflow_datum_provider.cli.job import shown_state
+
+    jobs = records.jobs(name)
+    return shown_state(store, jobs[0]) if jobs else "-"
 
 
 def _timeout(value: Any) -> str:
@@ -219,16 +250,49 @@ def inspect_pipeline(store: Store, name: str, output: OutputFormat) -> None:
 
 
 @verb("delete").command("pipeline")
-@click.argument("name", callback=pipeline_name)
+@click.argument("name", required=False, callback=pipeline_name, shell_complete=complete_pipeline)
 @click.option("--keep-repo", is_flag=True, help="Keep the output repo and its commits.")
+@click.option("--all", "all_", is_flag=True, help="Delete every pipeline (downstream first).")
+@click.option(
+    "-f", "--force", is_flag=True, help="Delete it even if other pipelines read its output."
+)
 @pass_store
-def delete_pipeline_cmd(store: Store, name: str, keep_repo: bool) -> None:
-    """Delete a pipeline, its job records and (unless --keep-repo) its output repo."""
+def delete_pipeline_cmd(
+    store: Store, name: str | None, keep_repo: bool, all_: bool, force: bool
+) -> None:
+    """Delete a pipeline, its job records and (unless --keep-repo) its output repo.
+
+    A pipeline whose output repo other pipelines read is refused (their next job would fail
+    with "repo not found"): delete those first, keep the repo with --keep-repo, or pass --force
+    as in pachctl. --all deletes every pipeline, downstream ones first.
+    """
+    from airflow_datum_provider.cli._dag import pipeline_graph
+    from airflow_datum_provider.core.engine import delete_pipeline
+
+    if all_ == (name is not None):
+        raise click.UsageError("give a pipeline NAME or --all")
+    graph = pipeline_graph(store)
+    if all_:
+        for each in reversed(graph.order()):
+            delete_pipeline(store, each, keep_repo=keep_repo)
+        return
+    assert name is not None
+    JobRecords(store).pipeline(name)
+    if not keep_repo and not force:
+        repo, branch = graph.outputs[name]
+        readers = [r for r in graph.readers_of(repo) if r != name]
+        if readers:
+            raise CliError(
+                f"pipeline {name!r}: its output repo {repo!r} is an input of "
+                f"pipeline{'s' if len(readers) > 1 else ''} {', '.join(readers)}; delete "
+                f"{'them' if len(readers) > 1 else 'it'} first, keep the repo with --keep-repo, "
+                "or delete anyway with --force"
+            )
     delete_pipeline(store, name, keep_repo=keep_repo)
 
 
 @verb("run", help="Run a pipeline.").command("pipeline")
-@click.argument("name", callback=pipeline_name)
+@click.argument("name", callback=pipeline_name, shell_complete=complete_pipeline)
 @click.option(
     "--parallelism",
     type=click.IntRange(min=1),
@@ -239,6 +303,11 @@ def delete_pipeline_cmd(store: Store, name: str, keep_repo: bool) -> None:
     metavar="JOB",
     help="Continue a job that was killed (its finished datums are not run again).",
 )
+@click.option(
+    "--downstream",
+    is_flag=True,
+    help="Then run every pipeline downstream of it whose inputs moved, in provenance order.",
+)
 @click.option("-v", "--verbose", is_flag=True, help="Stream each datum's output to stderr.")
 @output_option
 @pass_store
@@ -247,25 +316,76 @@ def run_pipeline_cmd(
     name: str,
     parallelism: int | None,
     resume: str | None,
+    downstream: bool,
     verbose: bool,
     output: OutputFormat,
 ) -> None:
     """Run one job now, locally, for the current heads of the pipeline's inputs.
 
-    Prints the job id, its state and its progress (processed + skipped / total). A job that
-    does not succeed exits 1 with its reason; it stays inspectable (`inspect job`,
-    `list datum`, `logs`). A job whose runner was killed shows as running: continue it with
-    --resume JOB (find the id with `list job -p NAME`).
+    The job id is printed first (on stderr: `datumctl: job <id> started ...`); on a terminal a
+    progress bar follows the datums (processed / skipped / failed, datums/s, ETA). The last
+    line on stdout is `<id> <state> <processed + skipped / total>`. A job that does not succeed
+    exits 1 with its reason, the failed datum's exit status and last stderr lines, and the
+    `datumctl logs` command that shows the rest; it stays inspectable (`inspect job`,
+    `list datum`, `logs`). A job whose runner was killed: continue it with --resume JOB.
+
+    With --downstream, the pipelines reading this one's output (transitively) run after it, in
+    provenance order, each only if one of its inputs moved since its last job (pachctl starts
+    them on every commit; locally this, or `datumctl watch`, does).
     """
+    from airflow_datum_provider.cli._run import run_and_report, runs_needed
+
     if resume is not None:
         check_job_id(resume)
-    job = run_pipeline(store, name, parallelism=parallelism, resume=resume, verbose=verbose)
-    if output != "text":
-        print_records(output, [job.to_dict()])
-    if job.state != "success":
-        raise job_failed(job)
-    if output == "text":
-        click.echo(f"{job.id} {job.state} {job.progress}")
+        if downstream:
+            raise click.UsageError(
+                "--resume continues one job; it cannot be used with --downstream"
+            )
+    JobRecords(store).pipeline(name)
+    names = [name]
+    if downstream:
+        from airflow_datum_provider.cli._dag import pipeline_graph
+
+        names += [n for n in pipeline_graph(store).downstream(name) if n != name]
+    for index, each in enumerate(names):
+        if index and not runs_needed(store, each):
+            click.echo(f"datumctl: {each}: inputs unchanged since its last job; not run", err=True)
+            continue
+        run_and_report(
+            store, each, parallelism=parallelism, resume=resume, verbose=verbose, output=output
+        )
+
+
+@click.command("watch")
+@click.option(
+    "-p",
+    "--pipeline",
+    "only",
+    multiple=True,
+    callback=lambda ctx, param, value: tuple(check_name(v, "pipeline") for v in value),
+    help="Watch only these pipelines (and what they feed); default: every pipeline.",
+)
+@click.option(
+    "--interval",
+    type=click.FloatRange(min=0.05),
+    default=2.0,
+    show_default=True,
+    help="Seconds between looks at the branch heads.",
+)
+@click.option("--parallelism", type=click.IntRange(min=1), help="As for run pipeline.")
+@pass_store
+def watch(store: Store, only: tuple[str, ...], interval: float, parallelism: int | None) -> None:
+    """Run every pipeline whose inputs moved, in provenance order, until stopped (Ctrl-C).
+
+    What Pachyderm (or, in production, Airflow) does on every commit, for a laptop or a test:
+    each --interval seconds the heads of every pipeline input are compared with the inputs of
+    the pipeline's last job, and the pipelines whose inputs moved run, upstream first. A
+    failed job is reported and watching goes on. SIGINT / SIGTERM stop it after the job in
+    flight.
+    """
+    from airflow_datum_provider.cli._run import watch_loop
+
+    watch_loop(store, only=only, interval=interval, parallelism=parallelism)
 
 
 def check_job_id(job_id: str) -> str:
