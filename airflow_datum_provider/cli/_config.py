@@ -99,12 +99,15 @@ class CliState:
         from airflow_datum_provider.core.store._backend import open_backend
 
         url, source = resolve_store(self.store_url, ctx)
-        backend = open_backend(url)
-        try:
-            backend.read(_layout.FORMAT)
-            exists = True
-        except FileNotFoundError:
-            exists = False
+        local = _local_path(url)
+        if local is not None:  # checked without opening it: that would create the folder
+            exists = (local / _layout.FORMAT).is_file()
+        else:
+            try:
+                open_backend(url).read(_layout.FORMAT)
+                exists = True
+            except FileNotFoundError:
+                exists = False
         if not exists and quiet:
             raise FileNotFoundError(url)
         if not exists and not create and source != "the default folder":
@@ -112,7 +115,7 @@ class CliState:
                 f"no store at {url} (from {source}): check the URL, or create one there with "
                 f"`datumctl --store {url} create repo NAME`"
             )
-        self._store = Store(backend)
+        self._store = Store.open(url)
         if not exists:
             click.echo(
                 f"datumctl: note: created a new, empty store at {url} (from {source})", err=True
@@ -131,3 +134,11 @@ def remember_typed(ctx: click.Context | None, text: str) -> None:
 def typed_refs(ctx: click.Context) -> list[str]:
     """The refs the user typed in this invocation, in order."""
     return list(ctx.find_root().meta.get("datumctl.typed", []))
+
+
+def _local_path(url: str) -> Path | None:
+    """The folder of a local store URL (a path or ``file://``), else ``None``."""
+    if "://" not in url:
+        return Path(url).expanduser()
+    protocol, _, rest = url.partition("://")
+    return Path(rest).expanduser() if protocol in ("file", "local") else None

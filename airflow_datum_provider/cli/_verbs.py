@@ -212,6 +212,20 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
 
 _VERBS: dict[str, LazyVerb] = {}
 
+_NO_PROJECTS = "datumctl has no projects: every repo and pipeline lives in the one store"
+
+
+def _refused(*decls: str, why: str, flag: bool) -> click.Option:
+    """A hidden pachctl option with no meaning here; using it is a usage error saying why."""
+
+    def refuse(ctx: click.Context, param: click.Parameter, value: Any) -> None:
+        if value:
+            raise click.UsageError(f"{decls[0]} is not supported: {why}", ctx)
+
+    return click.Option(
+        list(decls), hidden=True, is_flag=flag, expose_value=False, callback=refuse, default=None
+    )
+
 
 def examples_epilog(lines: tuple[str, ...] | list[str]) -> str:
     """An ``Examples:`` block that click prints as written, without re-wrapping it."""
@@ -259,10 +273,12 @@ class LazyVerb(click.Group):
                 return None
             importlib.import_module(f"airflow_datum_provider.cli.{module}")
         command = self.commands.get(noun)
-        if command is not None and command.epilog is None:
+        if command is not None and not any(p.name == "project" for p in command.params):
             lines = EXAMPLES.get(f"{self.name} {noun}")
-            if lines:
+            if lines and command.epilog is None:
                 command.epilog = examples_epilog(lines)
+            command.params.append(_refused("--project", why=_NO_PROJECTS, flag=False))
+            command.params.append(_refused("--all-projects", "-A", why=_NO_PROJECTS, flag=True))
         return command
 
 

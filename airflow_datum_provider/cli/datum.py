@@ -23,7 +23,7 @@ from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import verb
 from airflow_datum_provider.cli.pipeline import spec_warnings
 from airflow_datum_provider.core.datum import Datum
-from airflow_datum_provider.core.plan import describe, list_datums, pin_inputs
+from airflow_datum_provider.core.plan import list_datums, pin_inputs
 from airflow_datum_provider.core.spec import Input, PipelineSpec, parse_spec_or_input
 from airflow_datum_provider.core.store import Store
 
@@ -105,9 +105,9 @@ def _print(datums: Iterable[Datum], output: OutputFormat, *, status: str) -> Non
     if output != "text":
         print_records(output, (datum_record(d) for d in datums))
     else:
-        from airflow_datum_provider.cli.job import FILES_WIDTH, SHORT_ID, trim
+        from airflow_datum_provider.cli.job import FILES_WIDTH, SHORT_ID, short_files, trim
 
         print_table(
             ("ID", "FILES", "STATUS"),
-            ((d.id[:SHORT_ID], trim(describe(d), FILES_WIDTH), status) for d in datums),
+            ((d.id[:SHORT_ID], trim(short_files(d), FILES_WIDTH), status) for d in datums),
         )

@@ -553,7 +553,18 @@ def datum_records(store: Store, job: JobInfo) -> Iterator[tuple[dict[str, Any], 
 
 
 def _files(record: dict[str, Any]) -> str:
-    return ", ".join(f"{i['repo']}@{i['commit']}:{i['path']}" for i in record["inputs"])
+    """A datum's inputs as ``repo:/path, ...`` (the pinned commits: JSON, inspect datum)."""
+    return ", ".join(f"{i['repo']}:{i['path']}" for i in record["inputs"])
+
+
+def short_files(datum: Datum) -> str:
+    """:func:`_files` of a :class:`Datum`, in the order ``describe`` uses."""
+    from airflow_datum_provider.core.plan import describe
+
+    full = describe(datum)
+    for i in datum.inputs:
+        full = full.replace(f"{i.repo}@{i.commit}:", f"{i.repo}:")
+    return full
 
 
 def list_job_datums(store: Store, pipeline: str | None, job: str, output: OutputFormat) -> None:

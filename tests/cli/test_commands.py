@@ -102,7 +102,7 @@ def test_put_directory_without_r(store_dir: Path, tmp_path: Path) -> None:
 USAGE_ERRORS = [
     ("stdin-needs-path", ("put", "file", "imgs@master", "-f", "-"), "needs a file path"),
     ("stdin-dir-path", ("put", "file", "imgs@master:/d/", "-f", "-"), "needs a file path"),
-    ("missing-f", ("put", "file", "imgs@master:/x"), "Missing option '-f'"),
+    ("stdin-no-path", ("put", "file", "imgs@master:/dir/"), "from stdin needs a file path"),
     ("number-0", ("list", "commit", "imgs", "-n", "0"), "0 is not in the range x>=1"),
     ("two-repos", ("diff", "commit", "imgs@master", "empty@master"), "both must be in one repo"),
     (
@@ -115,9 +115,10 @@ USAGE_ERRORS = [
     ("commit-with-path", ("inspect", "commit", "imgs@master:/a"), "is not of the form"),
     ("no-repo", ("list", "file", "@master:/"), "is not of the form"),
     ("empty-ref", ("list", "commit", "imgs@"), "is not of the form repo[@branch]"),
-    ("output-yaml", ("list", "repo", "--output", "yaml"), "'yaml' is not one of"),
-    ("unknown-noun", ("list", "pipelines"), "No such command 'pipelines'"),
-    ("missing-verb-noun", ("list",), "Usage: "),
+    ("output-xml", ("list", "repo", "--output", "xml"), "'xml' is not one of"),
+    ("unknown-noun", ("list", "pipes"), "No such command 'pipes'"),
+    ("compress", ("put", "file", "imgs@master:/x", "-f", "-", "--compress"), "no compression"),
+    ("project", ("list", "repo", "--project", "p"), "no projects"),
 ]
 
 

@@ -133,7 +133,9 @@ def test_put_directory_glob_delete(run: Run, tmp_path: Path) -> None:
         "/data/x.csv",
     ]
 
-    run("delete", "file", "imgs@master:/data/sub")
+    refused = run("delete", "file", "imgs@master:/data/sub", code=1)
+    assert "/data/sub/ is a directory in imgs@master: delete it with -r" in one_error_line(refused)
+    run("delete", "file", "imgs@master:/data/sub", "-r")
     (head,) = json_lines(run("inspect", "commit", "imgs@master", "--output", "json"))
     assert head["file_count"] == 4
     # The deleted directory is still in the parent commit, addressed as branch=commit.
@@ -224,15 +226,37 @@ def test_store_comes_from_option_then_env_then_default(
     run: Run, tmp_path: Path, store_dir: Path
 ) -> None:
     env_store = tmp_path / "env-store"
-    run("create", "repo", "from_env", store=False, env={"DATUM_STORE": str(env_store)})
+    made = run("create", "repo", "from_env", store=False, env={"DATUM_STORE": str(env_store)})
+    note = f"datumctl: note: created a new, empty store at {env_store} (from $DATUM_STORE)"
+    assert made.stderr.decode().splitlines() == [note]
     assert Store.open(env_store).repo_exists("from_env")
+    again = run("create", "repo", "again", store=False, env={"DATUM_STORE": str(env_store)})
+    assert again.stderr == b""  # only a new store is announced
 
+    Store.open(store_dir)
     listed = run("list", "repo", "--output", "json", env={"DATUM_STORE": str(env_store)})
     assert listed.stdout == b""  # --store (to store_dir) wins over the environment
 
     run("create", "repo", "from_default", store=False)
     default = tmp_path / "home" / ".local" / "share" / "airflow-datum-provider" / "store"
     assert Store.open(default).repo_exists("from_default")
+    shown = run("config", "-o", "json", store=False).stdout
+    assert json.loads(shown) == {"store": str(default), "store_source": "the default folder"}
+    version = run("version", store=False, env={"DATUM_STORE": str(env_store)}).stdout.decode()
+    assert f"{env_store} (from $DATUM_STORE)" in version
+    assert f"{env_store} (from $DATUM_STORE)" in run(
+        "--help", store=False, env={"DATUM_STORE": str(env_store)}
+    ).stdout.decode().replace("\n  ", " ")
+
+
+def test_a_typo_in_store_is_refused_by_read_verbs(run: Run, tmp_path: Path) -> None:
+    """A store that does not exist is not silently a new, empty one."""
+    typo = tmp_path / "stroe"
+    for args in (("list", "repo"), ("inspect", "repo", "x"), ("list", "job")):
+        proc = run("--store", str(typo), *args, store=False, code=1)
+        line = one_error_line(proc)
+        assert line.startswith(f"datumctl: error: no store at {typo} (from --store)"), line
+    assert not typo.exists()
 
 
 @pytest.mark.parametrize(
@@ -268,19 +292,15 @@ def test_bad_usage_exits_2(run: Run, args: tuple[str, ...], message: str) -> Non
     assert message in run(*args, code=2).stderr.decode()
 
 
-def test_progress_bar_on_a_terminal(store_dir: Path, clean_env: dict[str, str]) -> None:
-    """A put that runs longer than half a second shows a bar when stderr is a terminal."""
-    assert DATUMCTL is not None
-    Store.open(store_dir).create_repo("imgs")
+def _on_a_terminal(argv: list[str], env: dict[str, str], stdin: bytes = b"") -> bytes:
+    """Run ``argv`` with stderr on a pseudo-terminal (100 columns); return what it showed."""
     leader, follower = pty.openpty()
     fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    put = f"{DATUMCTL} --store {store_dir} put file imgs@master:/slow -f -"
-    proc = subprocess.Popen(
-        ["sh", "-c", f"(printf head; sleep 1; printf tail) | {put}"],
-        stderr=follower,
-        env=clean_env,
-    )
+    proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stderr=follower, env=env)
     os.close(follower)
+    assert proc.stdin is not None
+    proc.stdin.write(stdin)
+    proc.stdin.close()
     shown = b""
     while True:
         try:
@@ -291,6 +311,35 @@ def test_progress_bar_on_a_terminal(store_dir: Path, clean_env: dict[str, str]) 
             break
         shown += chunk
     os.close(leader)
-    assert proc.wait(timeout=30) == 0
-    assert re.search(rb"/slow: 8.00B \[", shown), shown
+    assert proc.wait(timeout=60) == 0, shown
+    return shown
+
+
+def test_progress_bar_on_a_terminal(
+    store_dir: Path, clean_env: dict[str, str], tmp_path: Path
+) -> None:
+    """With the bar's delay at 0 it is drawn on every update: no timing in the test."""
+    assert DATUMCTL is not None
+    Store.open(store_dir).create_repo("imgs")
+    env = {**clean_env, "DATUMCTL_PROGRESS_DELAY": "0"}
+    put = [DATUMCTL, "--store", str(store_dir), "put", "file", "imgs@master:/slow"]
+    shown = _on_a_terminal(put, env, stdin=b"headtail")
+    assert re.search(rb"/slow: 8 B \[", shown), shown  # bytes from stdin, no total
     assert Store.open(store_dir).read_bytes("imgs", "master", "/slow") == b"headtail"
+
+    big = tmp_path / "big.bin"
+    big.write_bytes(b"x" * (3 << 20))
+    shown = _on_a_terminal([*put[:-1], "imgs@master:/big", "-f", str(big)], env)
+    assert b"3.0 MiB / 3.0 MiB" in shown, shown  # the tables' units
+
+    tree = tmp_path / "tree"
+    (tree / "sub").mkdir(parents=True)
+    for name in ("a", "b", "sub/c"):
+        (tree / name).write_bytes(b"data")
+    shown = _on_a_terminal([*put[:-1], "imgs@master:/tree", "-r", "-f", str(tree)], env)
+    assert b"3/3 files" in shown, shown
+
+    quiet = subprocess.run(
+        [*put[:-1], "imgs@master:/quiet", "-f", str(big)], env=env, capture_output=True, check=True
+    )
+    assert quiet.stderr == b""  # stderr is not a terminal: no bar

@@ -17,7 +17,7 @@ from airflow_datum_provider.cli.main import cli
 from airflow_datum_provider.core.jobs import JobInfo, JobRecords
 from airflow_datum_provider.core.store import Store
 from tests.cli.conftest import DATUMCTL, Run
-from tests.cli.test_datumctl import json_lines, one_error_line, table
+from tests.cli.test_datumctl import json_lines, table
 
 # bad* fails; rescue* fails but err_cmd recovers it; everything else is copied.
 SCRIPT = (
@@ -111,8 +111,11 @@ def test_list_datum_of_a_job(run: Run, store: Store, jobs: dict[str, JobInfo]) -
     rows = table(run("list", "datum", f"copy@{job.id}"))
     assert rows[0] == ["ID", "FILES", "STATUS", "TIME"]
     status = {row[1]: row[2] for row in rows[1:]}
-    assert status[f"data@{head}:/bad.txt"] == "failed"
-    assert status[f"data@{head}:/a.txt"] == "skipped"
+    assert status["data:/bad.txt"] == "failed"
+    assert status["data:/a.txt"] == "skipped"
+    bare = table(run("list", "datum", job.id))  # a bare job id, as in pachctl
+    assert bare == rows
+    assert all(len(line) <= 100 for line in run("list", "datum", job.id).stdout.splitlines())
     skipped_row = next(r for r in rows if r[2] == "skipped")
     assert skipped_row[3] == "-"
 
@@ -183,7 +186,14 @@ def test_list_job_json(store: Store, jobs: dict[str, JobInfo]) -> None:
     assert [r["id"] for r in records] == [jobs["second"].id, jobs["first"].id]
     assert set(records[0]) == set(jobs["second"].to_dict())
     newest = re.split(r"\s{2,}", invoke(store, "list", "job").output.splitlines()[1])
-    assert newest[5:] == ["1 + 1 + 1 / 4", "6 B", "4 B", f"failure: datum {failed} failed"]
+    # pachctl trims reasons to 25 characters in tables; inspect job has the whole text.
+    trimmed = f"datum {failed}"[:24] + "…"
+    assert newest[5:] == ["1 + 1 + 1 / 4", "6 B", "4 B", f"failure: {trimmed}"]
+    whole = f"datum {failed} failed"
+    assert f"Reason:          {whole}" in invoke(store, "inspect", "job", jobs["second"].id).output
+    one = invoke(store, "list", "job", jobs["first"].id).output.splitlines()  # list job JOB
+    assert len(one) == 2
+    assert jobs["first"].id in one[1]
 
 
 JOB_ERRORS = [
@@ -239,8 +249,12 @@ def test_stop_job(
     invoke(store, "stop", "job", job.id)  # a bare id works too
     out, err = proc.communicate(timeout=30)
     assert proc.returncode == 1
-    error = one_error_line(subprocess.CompletedProcess(proc.args, 1, out, err))
-    assert error == f"datumctl: error: job {job.id} killed: stopped by user"
+    said = err.decode().splitlines()
+    assert said[0].startswith(f"datumctl: job {job.id} started (pipeline copy")  # the id first
+    assert said[1] == f"datumctl: error: job {job.id} killed: stopped by user"
+    assert said[2:] == [
+        f"datumctl: more: datumctl logs -j copy@{job.id}   (and: datumctl inspect job copy@{job.id})"
+    ]
     stopped = records.job("copy", job.id)
     assert stopped.state == "killed"
     assert store.branch_head("copy", "master") is None

@@ -103,6 +103,7 @@ def test_unexpected_exception_is_one_error_line(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path, exc: Exception, line: str
 ) -> None:
     monkeypatch.delenv("DATUMCTL_DEBUG", raising=False)
+    Store.open(tmp_path)  # the store exists; opening it fails
     monkeypatch.setattr(Store, "open", _failing_open(exc))
     result = CliRunner().invoke(cli, ["--store", str(tmp_path), "list", "repo"])
     assert result.exit_code == 1
@@ -112,6 +113,7 @@ def test_unexpected_exception_is_one_error_line(
 
 def test_datumctl_debug_adds_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("DATUMCTL_DEBUG", "1")
+    Store.open(tmp_path)
     monkeypatch.setattr(Store, "open", _failing_open(RuntimeError("boom")))
     result = CliRunner().invoke(cli, ["--store", str(tmp_path), "list", "repo"])
     assert result.exit_code == 1
@@ -124,6 +126,7 @@ def test_datumctl_debug_adds_the_traceback(monkeypatch: pytest.MonkeyPatch, tmp_
 def test_keyboard_interrupt_stays_clicks_abort(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
+    Store.open(tmp_path)
     monkeypatch.setattr(Store, "open", _failing_open(KeyboardInterrupt()))
     result = CliRunner().invoke(cli, ["--store", str(tmp_path), "list", "repo"])
     assert result.exit_code == 1
