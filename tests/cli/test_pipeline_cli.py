@@ -103,13 +103,20 @@ def test_create_run_rerun_list(run: Run, store: Store, tmp_path: Path, counter: 
     run("create", "pipeline", "-f", str(spec))
 
     rows = table(run("list", "pipeline"))
-    assert rows[0] == ["NAME", "VERSION", "INPUT", "CREATED", "DESCRIPTION"]
+    assert rows[0] == ["NAME", "VERSION", "INPUT", "CREATED", "STATE / LAST JOB", "DESCRIPTION"]
     assert rows[1][:3] == ["copy", "1", "data:/*"]
-    assert rows[1][-1] == "copy every file"
+    assert rows[1][-2:] == ["idle / -", "copy every file"]
     assert store.repo_exists("copy")  # the output repo is created with the pipeline
 
-    first_id, state, progress = run("run", "pipeline", "copy").stdout.decode().split(" ", 2)
+    first = run("run", "pipeline", "copy")
+    first_id, state, progress = first.stdout.decode().split(" ", 2)
     assert ID.match(first_id)
+    # The job id comes first, on stderr, with the command to follow it.
+    assert first.stderr.decode().splitlines() == [
+        f"datumctl: job {first_id} started (pipeline copy; follow it with: "
+        f"datumctl logs -j copy@{first_id} -f)"
+    ]
+    assert table(run("list", "pipeline", "copy"))[1][4] == "idle / success"
     assert (state, progress.strip()) == ("success", "2 + 0 / 2")
     assert outputs(store) == {"/a.txt.out": b"alpha", "/b.txt.out": b"beta"}
 
@@ -164,16 +171,27 @@ def test_failed_job_exits_1_and_stays_inspectable(
 
     proc = run("run", "pipeline", "copy", code=1)
     assert proc.stdout == b""
-    line = one_error_line(proc)
     job = JobRecords(store).jobs("copy")[0]
     assert job.state == "failure"
     (bad,) = job.failed_datums
-    assert line == f"datumctl: error: job {job.id} failure: datum {bad} failed"
+    said = proc.stderr.decode().splitlines()
+    assert said[0].startswith(f"datumctl: job {job.id} started")
+    assert said[1] == f"datumctl: error: job {job.id} failure: datum {bad} failed"
+    # The failed datum: its files, exit status and attempts, its last lines, and where to
+    # read the rest.
+    assert (
+        said[2]
+        == f"datumctl: datum {bad} (data@{store.branch_head('data', 'master')}:/bad.txt): exit status 3 after 2 attempts"
+    )
+    assert "datumctl:   | cannot read bad.txt" in said
+    assert said[-1] == f"datumctl: more: datumctl logs -j copy@{job.id} --datum {bad}"
+    logs = run("logs", "-j", f"copy@{job.id}", "--datum", bad).stdout.decode()
+    assert "hello from bad.txt" in logs
     assert store.branch_head("copy", "master") == head  # the output branch did not move
     assert runs(counter) == {"a.txt": 1}  # a.txt was skipped, bad.txt never finished
 
     rows = cells(invoke(store.url, "list", "job", "-p", "copy").output)
-    assert rows[1][-1] == f"failure: datum {bad} failed"
+    assert rows[1][-1] == "failure: " + f"datum {bad} failed"[:24] + "…"  # as pachctl trims
     assert rows[1][5] == "0 + 1 / 2"
 
 
@@ -198,7 +216,7 @@ def test_update_keeps_salt_unless_reprocess(store: Store, tmp_path: Path, counte
     assert after["salt"] == before["salt"]
     assert (before["version"], after["version"]) == (1, 2)
     assert after["spec"]["description"] == "changed"
-    assert invoke(store.url, "run", "pipeline", "copy").output.split()[1:] == [
+    assert invoke(store.url, "run", "pipeline", "copy").stdout.split()[1:] == [
         "success",
         "0",
         "+",
@@ -211,7 +229,7 @@ def test_update_keeps_salt_unless_reprocess(store: Store, tmp_path: Path, counte
     invoke(store.url, "update", "pipeline", "-f", str(spec), "--reprocess")
     info = JobRecords(store).pipeline("copy")
     assert (info.version, info.salt != before["salt"]) == (3, True)
-    assert invoke(store.url, "run", "pipeline", "copy").output.split()[1:] == [
+    assert invoke(store.url, "run", "pipeline", "copy").stdout.split()[1:] == [
         "success",
         "2",
         "+",
@@ -237,7 +255,7 @@ def test_inspect_and_delete_pipeline(store: Store, tmp_path: Path, counter: Path
     invoke(store.url, "run", "pipeline", "copy")
     invoke(store.url, "delete", "pipeline", "copy")
     assert invoke(store.url, "list", "pipeline").output.splitlines() == [
-        "NAME   VERSION   INPUT   CREATED   DESCRIPTION"
+        "NAME   VERSION   INPUT   CREATED   STATE / LAST JOB   DESCRIPTION"
     ]
     assert not store.repo_exists("copy")
     assert invoke(store.url, "list", "job", "--output", "json").output == ""
@@ -315,7 +333,7 @@ def test_user_errors_are_one_line(
     }
     result = CliRunner().invoke(cli, ["--store", store.url, *(a.format(**files) for a in args)])
     assert result.exit_code == 1, result.output
-    (line,) = result.output.splitlines()
+    (line,) = [x for x in result.output.splitlines() if not x.startswith("datumctl: job ")]
     assert line.startswith("datumctl: error: ")
     assert message in line
 
@@ -362,7 +380,7 @@ def test_create_pipeline_warns_about_kubernetes_only_fields(
         "datumctl: warning: transform.image, resource_limits, pod_patch: used only by the "
         "Kubernetes runner; ignored when running locally"
     ]
-    assert invoke(store.url, "run", "pipeline", "copy").output.split()[1] == "success"
+    assert invoke(store.url, "run", "pipeline", "copy").stdout.split()[1] == "success"
 
 
 def test_pipeline_the_local_runner_cannot_run_is_created_but_refused(
@@ -499,7 +517,7 @@ def test_sigkill_at_failpoint_then_resume(
         point, 3
     )
     # A resumed job that already succeeded is left alone.
-    assert invoke(store.url, "run", "pipeline", "copy", "--resume", job.id).output.split()[1] == (
+    assert invoke(store.url, "run", "pipeline", "copy", "--resume", job.id).stdout.split()[1] == (
         "success"
     )
     assert JobRecords(store).job("copy", job.id).restarts == 1
@@ -514,7 +532,7 @@ def test_parallel_run(store: Store, tmp_path: Path, counter: Path) -> None:
         "-f",
         str(write_spec(tmp_path / "s.json", counter, datum_set_spec={"number": 1})),
     )
-    out = invoke(store.url, "run", "pipeline", "copy", "--parallelism", "3").output.split()
+    out = invoke(store.url, "run", "pipeline", "copy", "--parallelism", "3").stdout.split()
     assert out[1:] == ["success", "6", "+", "0", "/", "6"]
     assert len(outputs(store)) == 6
     assert os.path.getsize(counter) > 0
