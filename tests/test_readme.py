@@ -50,8 +50,12 @@ def test_readme_block_runs(name: str, cwd: Path, body: str, tmp_path: Path) -> N
     env = {k: v for k, v in os.environ.items() if k not in ("DATUM_STORE", "XDG_DATA_HOME")}
     env["HOME"] = str(tmp_path / "home")
     env["TMPDIR"] = str(tmp_path)
-    # What an activated venv gives; the block's own `source` then does the same again.
-    env["PATH"] = f"{venv_bin}{os.pathsep}{env.get('PATH', '')}"
+    path = [d for d in env.get("PATH", "").split(os.pathsep) if d and Path(d) != venv_bin]
+    if "source .venv/bin/activate" not in body:
+        path.insert(0, str(venv_bin))  # what an activated venv gives
+    # else the block's own `source` is what must put datumctl on PATH
+    env["PATH"] = os.pathsep.join(path)
+    env.pop("VIRTUAL_ENV", None)
     proc = subprocess.run(
         ["bash", "-e", "-o", "pipefail", "-c", body],
         cwd=cwd,

@@ -25,7 +25,7 @@ from airflow_datum_provider.cli.main import cli
 from airflow_datum_provider.core.jobs import JobInfo, JobRecords
 from airflow_datum_provider.core.store import Store
 from tests.cli.conftest import DATUMCTL, Run
-from tests.cli.test_datumctl import ID, json_lines, one_error_line, table
+from tests.cli.test_datumctl import ID, json_lines, table
 
 # One datum per input file: log a line, copy the file to <name>.out, then record the run in
 # $COUNTER (outside the scratch folder, so it survives the datum) once the work is done.

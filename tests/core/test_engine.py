@@ -488,25 +488,27 @@ def test_a_runner_killed_mid_datum_leaves_nothing_running_once_settled(
         runner.send_signal(signal.SIGKILL)
         runner.wait()
     orphan = int(marker.read_text())
-    assert _alive(orphan)  # the datum's own session outlived its runner
-    (job,) = JobRecords(store).jobs("copy")
-    scratch = Path(tempfile.gettempdir()) / f"datum-{job.id}"
-    assert scratch.is_dir()
-    (tmp_path / "pid.done").touch()
+    try:
+        assert _alive(orphan)  # the datum's own session outlived its runner
+        (job,) = JobRecords(store).jobs("copy")
+        scratch = Path(tempfile.gettempdir()) / f"datum-{job.id}"
+        assert scratch.is_dir()
+        (tmp_path / "pid.done").touch()
 
-    if then == "new-run":
-        assert run_pipeline(store, "copy").state == "success"
-    elif then == "resume":
-        assert run_pipeline(store, "copy", resume=job.id).state == "success"
-    else:
-        assert stop_job(store, job.id).state == "killed"
-    deadline = time.monotonic() + 5
-    while _alive(orphan) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert not _alive(orphan)
-    assert not scratch.exists()
-    if _alive(orphan):  # pragma: no cover - clean up after a failure
-        os.kill(orphan, signal.SIGKILL)
+        if then == "new-run":
+            assert run_pipeline(store, "copy").state == "success"
+        elif then == "resume":
+            assert run_pipeline(store, "copy", resume=job.id).state == "success"
+        else:
+            assert stop_job(store, job.id).state == "killed"
+        deadline = time.monotonic() + 30
+        while _alive(orphan) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(orphan)
+        assert not scratch.exists()
+    finally:  # a failed assertion above must not leave the orphan running
+        if _alive(orphan):
+            os.kill(orphan, signal.SIGKILL)
 
 
 def test_job_on_s3_store_in_worker_processes(s3_store_url: tuple[str, dict[str, Any]]) -> None:
