@@ -137,7 +137,9 @@ def typed_refs(ctx: click.Context) -> list[str]:
 
 
 def _local_path(url: str) -> Path | None:
-    """The folder of a local store URL (a path or ``file://``), else ``None``."""
+    """The folder of a local store URL (a path or ``file://``), else ``None`` (or blank)."""
+    if not url.strip():
+        return None  # opening it gives the store's own error
     if "://" not in url:
         return Path(url).expanduser()
     protocol, _, rest = url.partition("://")

@@ -129,8 +129,9 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
     finished around the block, and deleted if the block fails or SIGTERM / SIGHUP arrives.
     """
     if is_commit_id(ref):
-        existing: OpenCommit | None = store.open_commit(repo, ref)
-        refuse_output_branch(store, repo, existing.info.branch)
+        named = store.open_commit(repo, ref)
+        refuse_output_branch(store, repo, named.info.branch)
+        existing: OpenCommit | None = named
     else:
         refuse_output_branch(store, repo, check_name(ref, "branch"))
         found = only_open_commit(store, repo, check_name(ref, "branch"))

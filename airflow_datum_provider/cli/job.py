@@ -240,10 +240,8 @@ def runner_dead(store: Store, job: JobInfo) -> bool:
     """A job that is not done but that no live runner works on (killed, crashed machine)."""
     if job.done:
         return False
-    try:
-        from airflow_datum_provider.core.jobs.liveness import runner_alive
-    except ImportError:  # before the engine split
-        from airflow_datum_provider.core.engine import _runner_alive as runner_alive
+    from airflow_datum_provider.core.jobs.liveness import runner_alive
+
     return not runner_alive(store, job)
 
 
