@@ -21,7 +21,10 @@
     │   ├── PipelineNotFound (LookupError)
     │   ├── JobNotFound (LookupError)
     │   ├── JobFailed               the job ended failed / killed (``reason``)
-    │   └── JobKilled               the job was stopped or hit its ``job_timeout`` (``job``)
+    │   ├── JobKilled               the job was stopped or hit its ``job_timeout`` (``job``)
+    │   ├── JobRunning              a live runner still works on the job (``runner``; transient)
+    │   ├── SetBusy                 another live runner holds the datum set (transient)
+    │   └── SetTakenOver            another runner took this runner's datum set over
     ├── MergeError                  outputs cannot be merged (``path``)
     └── BatchError                  the batch executor (``airflow_datum_provider.batch``) refuses
         ├── ChunkingError (ValueError)  the data cannot be split into chunks (``data_type``)
@@ -57,11 +60,14 @@ __all__ = [
     "JobFailed",
     "JobKilled",
     "JobNotFound",
+    "JobRunning",
     "MergeError",
     "NotFoundError",
     "PipelineError",
     "PipelineNotFound",
     "RepoNotFound",
+    "SetBusy",
+    "SetTakenOver",
     "SpecError",
     "StoreError",
     "StoreFormatError",
@@ -174,6 +180,22 @@ class JobFailed(PipelineError):
 
 class JobKilled(PipelineError):
     """The job was stopped or hit its ``job_timeout``: a runner ends it ``killed``."""
+
+
+class JobRunning(PipelineError):
+    """A live runner still works on the job (``runner`` is its ``pid@host``)."""
+
+    transient = True
+
+
+class SetBusy(PipelineError):
+    """A live runner holds the datum set's lease; retrying once it ended or died can help."""
+
+    transient = True
+
+
+class SetTakenOver(PipelineError):
+    """Another runner took this runner's datum set over (it was taken for dead): stop, quietly."""
 
 
 class MergeError(DatumError):

@@ -58,9 +58,6 @@ def create_pipeline(
             for leaf_repo in _input_repos(spec):
                 if not store.repo_exists(leaf_repo):
                     raise SpecError(f"repo {leaf_repo!r} not found", field="input")
-            store.create_repo(
-                spec.name, description=f"Output repo for pipeline {spec.name}.", exist_ok=True
-            )
             info = PipelineInfo(
                 name=spec.name,
                 spec=spec,
@@ -68,10 +65,10 @@ def create_pipeline(
                 created=stamp,
                 updated=stamp,
             )
-        if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
-            with contextlib.suppress(AlreadyExistsError):  # a concurrent create made it
-                store.create_branch(spec.name, spec.output_branch)
+        # The version is claimed first, so of concurrent creates only the winner touches the
+        # repo; the repo and branch steps are idempotent (an update after a crash redoes them).
         if records.add_pipeline_version(info):
+            _ensure_output(store, spec)
             return info
         if not update:
             raise _already_exists(spec.name)
@@ -79,6 +76,16 @@ def create_pipeline(
         f"pipeline {spec.name!r}: {_UPDATE_TRIES} concurrent updates won over this one; retry",
         pipeline=spec.name,
     )
+
+
+def _ensure_output(store: Store, spec: PipelineSpec) -> None:
+    if not store.repo_exists(spec.name):
+        store.create_repo(
+            spec.name, description=f"Output repo for pipeline {spec.name}.", exist_ok=True
+        )
+    if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
+        with contextlib.suppress(AlreadyExistsError):  # a concurrent writer made it
+            store.create_branch(spec.name, spec.output_branch)
 
 
 def _already_exists(name: str) -> PipelineError:

@@ -46,6 +46,9 @@ def main() -> None:
             store, parse_spec(spec(args["name"], args["tag"])), update=args.get("update", False)
         )
     except DatumError as exc:
+        import traceback
+
+        traceback.print_exc()
         print(f"error {exc}")
         return
     print(f"ok {info.version}")

@@ -103,9 +103,17 @@ def succeed_job(
 
 
 def fail_job(
-    store: Store, job: JobInfo, reason: str, state: str = "failure", *, fold: bool = True
+    store: Store,
+    job: JobInfo,
+    reason: str,
+    state: str = "failure",
+    *,
+    fold: bool = True,
+    delete_commit: bool = True,
 ) -> JobInfo:
     """End a job ``state`` with its counters from the checkpoints, then drop its output commit.
+
+    ``delete_commit=False`` keeps the commit (its runner is alive and deletes it itself).
 
     The record is written first: a crash in between leaves only an orphaned open commit, which
     the next ``start_job`` deletes (a job record that still said running / finishing with its
@@ -115,8 +123,14 @@ def fail_job(
     counters = fold_results(records, job).counters() if fold and job.planned else {}
     commit = job.output_commit
     job = records.update_job(
-        job, state=state, reason=reason, finished=now(), output_commit="", **counters
+        job,
+        state=state,
+        reason=reason,
+        finished=now(),
+        output_commit="" if delete_commit else commit,
+        **counters,
     )
-    with contextlib.suppress(DatumError):
-        store.delete_commit(job.output_repo, commit)
+    if delete_commit:
+        with contextlib.suppress(DatumError):
+            store.delete_commit(job.output_repo, commit)
     return job

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import contextlib
 
-from airflow_datum_provider.core.errors import DatumError, PipelineError
+from airflow_datum_provider.core.errors import DatumError, JobRunning, PipelineError
 from airflow_datum_provider.core.jobs import _layout
 from airflow_datum_provider.core.jobs.ending import fail_job, landed, moved
 from airflow_datum_provider.core.jobs.liveness import (
     STOPPED_REASON,
     heartbeat,
+    live_beat,
     runner_alive,
     write_stop,
 )
@@ -61,7 +62,14 @@ def start_job(store: Store, pipeline: str) -> JobInfo:
 
 
 def _supersede_earlier_jobs(store: Store, job: JobInfo) -> None:
-    """End every other unfinished job of the pipeline ``killed``; drop orphaned job commits."""
+    """End every other unfinished job of the pipeline ``killed``; drop orphaned job commits.
+
+    A job whose runner is alive (another process's beat) keeps its output commit: deleting it under a runner that is
+    landing would leave the output branch on a deleted commit. A live ``finishing`` job is left
+    alone (it is landing; if it lands, this job fails with "output branch moved"); any other
+    live job gets the stop request and its record ends ``killed``; its runner stops before its
+    next datum and deletes its own commit, or the next start deletes it once the runner died.
+    """
     records = JobRecords(store)
     reason = f"superseded by job {job.id}"
     for old in records.jobs(job.pipeline):
@@ -70,14 +78,21 @@ def _supersede_earlier_jobs(store: Store, job: JobInfo) -> None:
         if old.state == "finishing" and landed(store, old):
             finish_job(store, old)
             continue
+        alive = live_beat(store, old, ignore_own=True) is not None
+        if alive and old.state == "finishing":
+            continue
         write_stop(store, old, reason)  # a runner still alive stops at its next datum
-        fail_job(store, old, reason, state="killed")
-        clean_up_after_runner(old)
+        fail_job(store, old, reason, state="killed", delete_commit=not alive)
+        if not alive:
+            clean_up_after_runner(old)
     for commit in store.list_open_commits(job.output_repo):
         # Left by a runner that died between writing a job's end and deleting its commit.
-        if commit.id != job.id and records.backend.exists(_layout.job(job.pipeline, commit.id)):
-            with contextlib.suppress(DatumError):
-                store.delete_commit(job.output_repo, commit.id)
+        if commit.id == job.id or not records.backend.exists(_layout.job(job.pipeline, commit.id)):
+            continue
+        if live_beat(store, records.job(job.pipeline, commit.id), ignore_own=True):
+            continue
+        with contextlib.suppress(DatumError):
+            store.delete_commit(job.output_repo, commit.id)
 
 
 def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
@@ -103,13 +118,20 @@ def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:
 
 
 def check_resumable(store: Store, job: JobInfo) -> None:
-    """Refuse to resume a job that ended, or whose output branch moved since it started."""
+    """Refuse to resume a job that ended, whose runner is alive, or whose output branch moved."""
     if job.done:
         raise PipelineError(
             f"job {job.id} cannot be resumed: it ended {job.state}"
             + (f" ({job.reason})" if job.reason else "")
             + f"; run `run pipeline {job.pipeline}` for a new job",
             job=job.id,
+        )
+    beat = live_beat(store, job, ignore_own=True)
+    if beat is not None:
+        raise JobRunning(
+            f"job {job.id} is still running (heartbeat {beat.describe()})",
+            job=job.id,
+            runner=beat.runner,
         )
     if job.base_commit is None or landed(store, job):
         return  # a landed commit only has its records left to finish

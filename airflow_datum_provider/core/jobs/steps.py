@@ -34,11 +34,21 @@ from airflow_datum_provider.core.jobs.ending import (
     moved,
     succeed_job,
 )
-from airflow_datum_provider.core.jobs.liveness import heartbeat, stop_reason
+from airflow_datum_provider.core.jobs.liveness import (
+    SetLease,
+    heartbeat,
+    stale_after,
+    stop_reason,
+)
 from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
 from airflow_datum_provider.core.merge import merge_outputs
 from airflow_datum_provider.core.plan import Planner
-from airflow_datum_provider.core.runtime.local import scratch_parent
+from airflow_datum_provider.core.runtime.local import (
+    SET_MARKER,
+    clean_up_set,
+    set_marker,
+    set_scratch_parent,
+)
 from airflow_datum_provider.core.sets import cut_sets
 from airflow_datum_provider.core.spec import PipelineSpec
 from airflow_datum_provider.core.store import Store
@@ -294,19 +304,26 @@ def process_set(
     from airflow_datum_provider.core.worker.scratch import remove_tree
 
     records = JobRecords(store)
-    heartbeat(store, job)
     spec = records.job_pipeline(job).spec
+    lease = SetLease(store, job, number, stale=stale_after(spec))
+    previous = lease.acquire()
+    if previous is not None and previous.on_this_host:
+        clean_up_set(job, number)  # what a dead runner of this set left here; siblings stay
     options = RunOptions.from_spec(spec)
     deadline = _deadline(job, spec)
     context = JobContext(
-        job_id=job.id, output_commit=job.output_commit, pipeline=job.pipeline, deadline=deadline
+        job_id=job.id,
+        output_commit=job.output_commit,
+        pipeline=job.pipeline,
+        deadline=deadline,
+        env={SET_MARKER: set_marker(job.id, number)},
     )
     done = records.results(job, number)
     own_scratch = scratch_root is None
     if scratch_root is None:
-        parent = scratch_parent(job)
+        parent = set_scratch_parent(job, number)
         parent.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix=f"set{number:06d}-", dir=parent))
+        root = Path(tempfile.mkdtemp(prefix=f"try{lease.try_number}-", dir=parent))
     else:
         root = scratch_root
     counts = {"success": 0, "failed": 0, "recovered": 0}
@@ -330,24 +347,28 @@ def process_set(
                     log=log,
                     verbose=verbose,
                 )
+                lease.check()  # a runner that took the set over writes the results now
                 if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
                     # Keep what the datum printed; no result, so it counts as not run.
                     records.write_log(job, datum.id, log.getvalue())
                     raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
                 result = outcome.to_dict()
+                result["try"] = lease.try_number
                 records.write_log(job, datum.id, log.getvalue())
                 records.write_result(job, number, result)
-                heartbeat(store, job, force=False)
+                lease.renew()
                 failpoint("after-datum")
             state = result["state"]
             counts[state] = counts.get(state, 0) + 1
             if state == "failed":
                 failed.append(datum.id)
+        lease.release()
     finally:
         if own_scratch:
             remove_tree(root, ignore_errors=True)  # any depth user code left; never raises
-            with contextlib.suppress(OSError):
-                root.parent.rmdir()  # the job's folder, once no other set uses it
+            for folder in (root.parent, root.parent.parent):  # once no other try / set uses it
+                with contextlib.suppress(OSError):
+                    folder.rmdir()
     return SetSummary(
         set=number,
         pipeline=job.pipeline,

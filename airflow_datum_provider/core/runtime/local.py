@@ -8,7 +8,10 @@ and yields each set's :class:`~airflow_datum_provider.core.jobs.steps.SetSummary
   which a Python transform's ``datum_timeout`` can interrupt it with ``SIGALRM``);
 * ``thread``: ``workers`` threads of this process sharing one store object;
 * ``process``: ``workers`` spawned processes, each opening the store by URL (so the store
-  must be reachable by URL: not a ``memory://`` store of this process).
+  must be reachable by URL: not a ``memory://`` store of this process). On Linux each worker
+  asks the kernel to SIGKILL it when the runner that spawned it dies (``PR_SET_PDEATHSIG``,
+  set once per worker), so a SIGKILLed runner leaves no pool worker writing results behind
+  it; elsewhere the set leases stop such a worker before its next result.
 
 The first set that raises ends the iteration with its exception once the sets already
 started have ended (nothing half-runs: a set is the unit of work and of retry).
@@ -18,6 +21,9 @@ from __future__ import annotations
 
 import concurrent.futures
 import multiprocessing
+import os
+import signal
+import sys
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -34,31 +40,77 @@ if TYPE_CHECKING:
 __all__ = [
     "ExecutorKind",
     "SetExecutor",
+    "SET_MARKER",
     "clean_up_after_runner",
+    "clean_up_set",
     "scratch_parent",
     "set_executor",
+    "set_marker",
+    "set_scratch_parent",
 ]
 
 ExecutorKind = Literal["inline", "thread", "process"]
 EXECUTOR_KINDS: tuple[str, ...] = get_args(ExecutorKind)
 
 
+SET_MARKER = "DATUM_SET"
+"""The variable in every user command's environment that names its set: ``<job id>:<set>``."""
+
+
 def scratch_parent(job: JobInfo) -> Path:
-    """The job's scratch folder on this machine: ``<tmp>/datum-<job id>/set<n>-<random>/``."""
+    """The job's scratch folder on this machine: ``<tmp>/datum-<job id>/``."""
     return Path(tempfile.gettempdir()) / f"datum-{job.id}"
 
 
+def set_scratch_parent(job: JobInfo, number: int) -> Path:
+    """One set's scratch folder: ``<tmp>/datum-<job id>/set<n>/``, a folder per try below."""
+    return scratch_parent(job) / f"set{number:06d}"
+
+
+def set_marker(job_id: str, number: int) -> str:
+    """The value of :data:`SET_MARKER` for a set."""
+    return f"{job_id}:{number}"
+
+
 def clean_up_after_runner(job: JobInfo) -> None:
-    """Kill what a dead runner of the job left running on this machine; drop its scratch.
+    """Kill what dead runners of the job left running on this machine; drop its scratch.
 
     A runner SIGKILLed mid-datum leaves the datum's command running (its own session) and its
-    scratch folder behind. Only this machine is cleaned: other machines' leftovers stay.
+    scratch folder behind. Only this machine is cleaned: other machines' leftovers stay. Call
+    it only when no runner of the job is alive (it is job-wide: every set's processes).
     """
     from airflow_datum_provider.core.worker._process import kill_job_processes
     from airflow_datum_provider.core.worker.scratch import remove_tree
 
     kill_job_processes(job.id)
     remove_tree(scratch_parent(job), ignore_errors=True)  # any depth; never raises
+
+
+def clean_up_set(job: JobInfo, number: int) -> None:
+    """Kill what a dead runner of one set left on this machine; drop that set's scratch only.
+
+    Sibling sets of the job, running in other processes here, are left alone: their
+    processes carry another :data:`SET_MARKER` and their scratch is in other folders.
+    """
+    from airflow_datum_provider.core.worker._process import kill_marked
+    from airflow_datum_provider.core.worker.scratch import remove_tree
+
+    kill_marked(SET_MARKER, set_marker(job.id, number))
+    remove_tree(set_scratch_parent(job, number), ignore_errors=True)
+
+
+def _die_with_parent(parent: int) -> None:
+    """Pool worker initializer: get SIGKILLed when the runner that spawned it dies (Linux)."""
+    if sys.platform.startswith("linux"):
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+    if os.getppid() != parent:  # the runner died before the line above
+        os._exit(1)
+
+
+_PR_SET_PDEATHSIG = 1
 
 
 class SetExecutor:
@@ -178,5 +230,10 @@ def set_executor(
         )
         return _ThreadExecutor(store, threads, verbose=verbose)
     ctx = multiprocessing.get_context("spawn")
-    processes = concurrent.futures.ProcessPoolExecutor(max_workers=workers, mp_context=ctx)
+    processes = concurrent.futures.ProcessPoolExecutor(
+        max_workers=workers,
+        mp_context=ctx,
+        initializer=_die_with_parent,
+        initargs=(os.getpid(),),
+    )
     return _ProcessExecutor(store, processes, verbose=verbose, storage_options=storage_options)

@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import IO
 
@@ -67,13 +67,15 @@ class JobContext:
     """The job a datum runs for: ids user code sees, and the job's deadline.
 
     ``deadline`` is a :func:`time.monotonic` instant (the job's ``job_timeout``) no attempt
-    or ``err_cmd`` run may pass; ``None``: no job timeout.
+    or ``err_cmd`` run may pass; ``None``: no job timeout. ``env`` is added to every command's
+    environment after the datum's variables (the engine marks each set's processes with it).
     """
 
     job_id: str
     output_commit: str
     pipeline: str
     deadline: float | None = None
+    env: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -131,6 +133,7 @@ def run_datum(
         pipeline=job.pipeline,
         transform_env=options.env,
     )
+    variables.update(job.env)
     # Hard links are safe only where writes through them fail (see scratch.py).
     link = use_ns or os.geteuid() != 0
     sink = LogSink(log, verbose)
