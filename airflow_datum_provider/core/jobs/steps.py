@@ -13,8 +13,8 @@ import contextlib
 import io
 import tempfile
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,7 @@ from airflow_datum_provider.core.store import Store
 
 __all__ = [
     "JOB_TIMEOUT_REASON",
+    "DatumCallback",
     "PlanResult",
     "SetRef",
     "SetSummary",
@@ -66,6 +67,11 @@ __all__ = [
 ]
 
 JOB_TIMEOUT_REASON = "job timed out"  # the worker's JOB_TIMEOUT_REASON, without importing it
+
+DatumCallback = Callable[[Datum, Mapping[str, Any], bool], None]
+"""Told about each datum of a set as it ends: ``(datum, result dict, resumed)``.
+
+``resumed`` is true for a datum an earlier try finished (its checkpointed result)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -278,17 +284,33 @@ def _deadline(job: JobInfo, spec: PipelineSpec) -> float | None:
 
 
 def run_set(
-    store: Store, ref: SetRef, *, scratch_root: Path | None = None, verbose: bool = False
+    store: Store,
+    ref: SetRef,
+    *,
+    scratch_root: Path | None = None,
+    verbose: bool = False,
+    python: Any = None,
+    on_datum: DatumCallback | None = None,
 ) -> SetSummary:
     """Run every datum of one set, checkpointing each result; resumes after finished datums.
 
     The one entry point for every runtime. ``scratch_root`` is the folder datums run in (its
     contents are deleted); by default a fresh folder under this machine's temp directory.
     Raises :class:`~airflow_datum_provider.core.errors.JobKilled` when the job was stopped or
-    hit its ``job_timeout``.
+    hit its ``job_timeout``. ``python`` (a callable of the datum context) replaces the spec's
+    transform, for callers that hold the function itself (an Airflow DAG); ``on_datum`` is
+    called as each datum ends (see :data:`DatumCallback`).
     """
     job = JobRecords(store).job(ref.pipeline, ref.job)
-    return process_set(store, job, ref.set, scratch_root=scratch_root, verbose=verbose)
+    return process_set(
+        store,
+        job,
+        ref.set,
+        scratch_root=scratch_root,
+        verbose=verbose,
+        python=python,
+        on_datum=on_datum,
+    )
 
 
 def process_set(
@@ -298,6 +320,8 @@ def process_set(
     *,
     scratch_root: Path | None = None,
     verbose: bool = False,
+    python: Any = None,
+    on_datum: DatumCallback | None = None,
 ) -> SetSummary:
     """:func:`run_set` for a job record in hand and a set number."""
     from airflow_datum_provider.core.worker import JobContext, RunOptions, run_datum
@@ -310,6 +334,8 @@ def process_set(
     if previous is not None and previous.on_this_host:
         clean_up_set(job, number)  # what a dead runner of this set left here; siblings stay
     options = RunOptions.from_spec(spec)
+    if python is not None:
+        options = replace(options, cmd=(), stdin=(), python=python)
     deadline = _deadline(job, spec)
     context = JobContext(
         job_id=job.id,
@@ -331,6 +357,7 @@ def process_set(
     try:
         for datum in records.read_set(job, number):
             result = done.get(datum.id)
+            resumed = result is not None
             if result is None:
                 stop = stop_reason(store, job)
                 if stop is not None:
@@ -358,6 +385,8 @@ def process_set(
                 records.write_result(job, number, result)
                 lease.renew()
                 failpoint("after-datum")
+            if on_datum is not None:
+                on_datum(datum, result, resumed)
             state = result["state"]
             counts[state] = counts.get(state, 0) + 1
             if state == "failed":

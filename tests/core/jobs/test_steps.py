@@ -103,3 +103,32 @@ def test_entrypoint_reports_an_unknown_job_in_one_line(store: Store) -> None:
     assert done.stderr.strip().splitlines() == [
         f"worker: job {'f' * 32!r} of pipeline 'copy' not found"
     ]
+
+
+def test_run_set_takes_a_callable_and_reports_each_datum(store: Store) -> None:
+    """A caller holding the function (a DAG) replaces ``cmd``; ``on_datum`` hears every datum."""
+    plan = plan_job(store, start_job(store, "copy"))
+    seen: list[tuple[str, str, bool]] = []
+
+    def shout(ctx: object) -> None:
+        out = ctx.out  # type: ignore[attr-defined]
+        for path in ctx.inputs["data"].parent.rglob("f*"):  # type: ignore[attr-defined]
+            (out / path.name).write_bytes(path.read_bytes().upper())
+
+    for ref in plan.sets:
+        summary = run_set(
+            store,
+            ref,
+            python=shout,
+            on_datum=lambda d, r, resumed: seen.append((d.id, r["state"], resumed)),
+        )
+        assert summary.success == ref.datums
+    # Again: every datum is resumed from its checkpoint, reported as such, and not re-run.
+    again: list[bool] = []
+    run_set(store, plan.sets[0], python=shout, on_datum=lambda d, r, resumed: again.append(resumed))
+    assert again == [True, True]
+    assert len(seen) == 6 and {s for _, s, _ in seen} == {"success"}
+    assert not any(resumed for *_, resumed in seen)
+    job = finish_job(store, plan.job)
+    assert job.state == "success"
+    assert store.read_bytes("copy", "master", "/f0") == b"X"
