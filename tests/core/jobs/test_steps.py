@@ -127,7 +127,8 @@ def test_run_set_takes_a_callable_and_reports_each_datum(store: Store) -> None:
     again: list[bool] = []
     run_set(store, plan.sets[0], python=shout, on_datum=lambda d, r, resumed: again.append(resumed))
     assert again == [True, True]
-    assert len(seen) == 6 and {s for _, s, _ in seen} == {"success"}
+    assert len(seen) == 6
+    assert {s for _, s, _ in seen} == {"success"}
     assert not any(resumed for *_, resumed in seen)
     job = finish_job(store, plan.job)
     assert job.state == "success"
