@@ -1041,16 +1041,19 @@ def _fields(
     refused = refused or {}
     out: dict[str, Any] = {}
     spelled: dict[str, str] = {}
-    for raw_key, value in data.items():
+    for raw_key in data:
         key = _SNAKE.get(raw_key, raw_key) if isinstance(raw_key, str) else raw_key
         if not isinstance(key, str):
             raise SpecError(f"expected a field name, got {show(raw_key)}", field=path or "spec")
         if key in spelled:
+            first, second = sorted((spelled[key], raw_key), key=lambda k: k != key)
             raise SpecError(
-                f"`{_cut(spelled[key])}` and `{_cut(raw_key)}` are the same field; give one",
+                f"`{_cut(first)}` and `{_cut(second)}` are the same field; give one",
                 field=_join(path, key),
             )
         spelled[key] = raw_key
+    for key, raw_key in spelled.items():
+        value = data[raw_key]
         here = _join(path, key)
         if value is None:
             continue
