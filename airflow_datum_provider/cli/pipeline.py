@@ -37,7 +37,8 @@ from airflow_datum_provider.core.spec import (
     PipelineSpec,
     UnsupportedFieldWarning,
     format_duration,
-    parse_spec,
+    iter_pfs_inputs,
+    parse_specs,
 )
 from airflow_datum_provider.core.store import Store
 from airflow_datum_provider.core.store.paths import check_name
@@ -50,6 +51,7 @@ __all__ = [
     "inspect_pipeline",
     "list_pipeline",
     "pipeline_name",
+    "run_cron_cmd",
     "run_pipeline_cmd",
     "spec_warnings",
     "update_pipeline",
@@ -92,20 +94,73 @@ def input_shorthand(node: Input) -> str:
     return "(" + " ∪ ".join(parts) + ")"
 
 
-def _read_spec(source: str) -> PipelineSpec:
-    """Parse ``-f SPEC`` (``-`` reads stdin); ignored Pachyderm fields warn on stderr."""
+_MAX_SPEC_BYTES = 16 << 20
+
+
+def _read_text(source: str) -> str:
+    """The text of ``-f SOURCE``: ``-`` is stdin, ``http(s)://`` is fetched, else a file."""
     if source == "-":
-        text = sys.stdin.read()
-    else:
-        with open(source, encoding="utf-8") as fh:
-            text = fh.read()
+        return sys.stdin.read()
+    if source.startswith(("http://", "https://")):
+        import urllib.error
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(source, timeout=30) as response:
+                data: bytes = response.read(_MAX_SPEC_BYTES + 1)
+        except (urllib.error.URLError, OSError, ValueError) as exc:
+            reason = getattr(exc, "reason", exc)
+            raise CliError(f"-f {source:.200}: cannot fetch the spec ({reason})") from None
+        if len(data) > _MAX_SPEC_BYTES:
+            raise CliError(f"-f {source:.200}: the spec is larger than 16 MiB")
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CliError(f"-f {source:.200}: the spec is not UTF-8 text") from None
+    with open(source, encoding="utf-8") as fh:
+        return fh.read()
+
+
+def _read_specs(source: str) -> tuple[PipelineSpec, ...]:
+    """Parse ``-f SPEC``: one or several pipelines; ignored Pachyderm fields warn on stderr."""
     from airflow_datum_provider.core.engine import local_runner_warnings
 
+    text = _read_text(source)
     with spec_warnings():
-        spec = parse_spec(text)
-    for message in local_runner_warnings(spec):
-        warn(message)
-    return spec
+        specs = parse_specs(text)
+    for spec in specs:
+        for message in local_runner_warnings(spec):
+            warn(message if len(specs) == 1 else f"pipeline {spec.name}: {message}")
+    return specs
+
+
+def _check_creatable(store: Store, specs: tuple[PipelineSpec, ...], *, update: bool) -> None:
+    """Refuse the whole file before anything is created (or updated)."""
+    records = JobRecords(store)
+    made: set[str] = set()
+    for spec in specs:
+        exists = records.pipeline_exists(spec.name)
+        if exists and not update:
+            raise CliError(f"pipeline {spec.name!r} already exists; use update pipeline")
+        if update and not exists:
+            raise CliError(f"pipeline {spec.name!r} not found")
+        for leaf in iter_pfs_inputs(spec.input):
+            if leaf.repo not in made and not store.repo_exists(leaf.repo):
+                raise CliError(f"pipeline {spec.name}: input: repo {leaf.repo!r} not found")
+        made.add(spec.name)
+
+
+def _apply(store: Store, source: str, *, update: bool, reprocess: bool = False) -> None:
+    """Create or update every pipeline of ``-f SOURCE`` in file order, after checking them all."""
+    from airflow_datum_provider.core.engine import create_pipeline
+
+    specs = _read_specs(source)
+    if len(specs) > 1:
+        _check_creatable(store, specs, update=update)
+    for spec in specs:
+        info = create_pipeline(store, spec, update=update, reprocess=reprocess)
+        if len(specs) > 1:
+            click.echo(f"{'updated' if update else 'created'} pipeline {info.name}")
 
 
 def warn(message: str) -> None:
@@ -137,7 +192,9 @@ _SPEC_OPTION = click.option(
     "source",
     required=True,
     metavar="SPEC",
-    help="Pipeline spec, JSON or YAML (Pachyderm's format); - reads stdin.",
+    help="Pipeline spec(s), JSON or YAML (Pachyderm's format; several as a YAML --- stream, a "
+    "JSON list or concatenated JSON objects, applied in order); - reads stdin, an http(s) URL is "
+    "fetched.",
 )
 
 
@@ -149,9 +206,7 @@ def create_pipeline_cmd(store: Store, source: str) -> None:
 
     The pipeline gets a new random salt, part of every datum hash.
     """
-    from airflow_datum_provider.core.engine import create_pipeline
-
-    create_pipeline(store, _read_spec(source))
+    _apply(store, source, update=False)
 
 
 @verb("update", help="Update a pipeline.").command("pipeline")
@@ -168,9 +223,7 @@ def update_pipeline(store: Store, source: str, reprocess: bool) -> None:
     The salt is kept, so the next job still skips datums whose inputs did not change, unless
     --reprocess (or a `salt` in the spec).
     """
-    from airflow_datum_provider.core.engine import create_pipeline
-
-    create_pipeline(store, _read_spec(source), update=True, reprocess=reprocess)
+    _apply(store, source, update=True, reprocess=reprocess)
 
 
 @verb("list").command("pipeline")
@@ -342,6 +395,11 @@ def run_pipeline_cmd(
                 "--resume continues one job; it cannot be used with --downstream"
             )
     JobRecords(store).pipeline(name)
+    if resume is None:
+        from airflow_datum_provider.core.cron import cron_inputs, tick
+
+        if cron_inputs(store, name):
+            tick(store, name)  # a cron pipeline's run is a tick, as `pachctl run cron`
     names = [name]
     if downstream:
         from airflow_datum_provider.cli._dag import pipeline_graph
@@ -354,6 +412,24 @@ def run_pipeline_cmd(
         run_and_report(
             store, each, parallelism=parallelism, resume=resume, verbose=verbose, output=output
         )
+
+
+@verb("run").command("cron")
+@click.argument("name", callback=pipeline_name, shell_complete=complete_pipeline)
+@click.option("-v", "--verbose", is_flag=True, help="Stream each datum's output to stderr.")
+@output_option
+@pass_store
+def run_cron_cmd(store: Store, name: str, verbose: bool, output: OutputFormat) -> None:
+    """Tick a cron pipeline now: commit a tick to each cron input's repo, then run a job.
+
+    The tick is an empty file named by the time (RFC 3339, UTC) in repo `<pipeline>_<input>`;
+    with `overwrite: true` it replaces the earlier ticks.
+    """
+    from airflow_datum_provider.cli._run import run_and_report
+    from airflow_datum_provider.core.cron import tick
+
+    tick(store, name)
+    run_and_report(store, name, parallelism=None, resume=None, verbose=verbose, output=output)
 
 
 @click.command("watch")

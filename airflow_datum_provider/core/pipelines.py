@@ -21,6 +21,7 @@ from airflow_datum_provider.core.store.paths import check_name
 
 __all__ = [
     "check_local_runner",
+    "cron_repo",
     "create_pipeline",
     "delete_pipeline",
     "local_runner_warnings",
@@ -69,6 +70,7 @@ def create_pipeline(
         # repo; the repo and branch steps are idempotent (an update after a crash redoes them).
         if records.add_pipeline_version(info):
             _ensure_output(store, spec)
+            _ensure_inputs(store, spec)
             return info
         if not update:
             raise _already_exists(spec.name)
@@ -86,6 +88,27 @@ def _ensure_output(store: Store, spec: PipelineSpec) -> None:
     if spec.output_branch not in {b.name for b in store.list_branches(spec.name)}:
         with contextlib.suppress(AlreadyExistsError):  # a concurrent writer made it
             store.create_branch(spec.name, spec.output_branch)
+
+
+def _ensure_inputs(store: Store, spec: PipelineSpec) -> None:
+    """Input branches that do not exist yet start empty, and cron repos exist (as Pachyderm).
+
+    A job over an empty branch has no datums from it and succeeds.
+    """
+    for leaf in iter_leaves(spec.input):
+        if isinstance(leaf, CronInput):
+            repo = cron_repo(spec.name, leaf)
+            store.create_repo(
+                repo, description=f"Cron ticks of pipeline {spec.name}.", exist_ok=True
+            )
+            store.ensure_branch(repo, "master")
+        else:
+            store.ensure_branch(leaf.repo, leaf.branch)
+
+
+def cron_repo(pipeline: str, leaf: CronInput) -> str:
+    """The repo a cron input's ticks go to: ``<pipeline>_<name>``, as in Pachyderm."""
+    return f"{pipeline}_{leaf.name}"
 
 
 def _already_exists(name: str) -> PipelineError:

@@ -227,7 +227,8 @@ def test_a_whole_camel_case_spec_round_trips_to_snake_case() -> None:
     ]:
         _set(snake, path, value)
     camel_spec = _camel_tree(snake)
-    assert "parallelismSpec" in camel_spec and "joinOn" in json.dumps(camel_spec)
+    assert "parallelismSpec" in camel_spec
+    assert "joinOn" in json.dumps(camel_spec)
     parsed = parse_spec(camel_spec)
     assert parsed == parse_spec(snake)
     assert parsed.datum_tries == 3
@@ -235,5 +236,6 @@ def test_a_whole_camel_case_spec_round_trips_to_snake_case() -> None:
     assert parsed.transform.env == (("myVar", "x"),)
     # to_dict writes the canonical snake_case, and parses back to the same spec.
     out = parsed.to_dict()
-    assert "parallelism_spec" in out and "parallelismSpec" not in out
+    assert "parallelism_spec" in out
+    assert "parallelismSpec" not in out
     assert parse_spec(out) == parsed

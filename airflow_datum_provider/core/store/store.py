@@ -548,6 +548,18 @@ class Store:
             if self.backend.create(_layout.ref(repo, branch, seq), (head_id or "").encode()):
                 return BranchInfo(repo=repo, name=branch, head=head_id)
 
+    def ensure_branch(self, repo: str, branch: str) -> bool:
+        """Create an empty branch unless it exists; never moves one. True if this call made it.
+
+        Safe against a concurrent writer: the branch's first ref-log entry is created only if
+        absent, so a put landing meanwhile is never reset.
+        """
+        self._require_repo(repo)
+        check_name(branch, "branch")
+        if self._head(repo, branch) is not None:
+            return False
+        return self.backend.create(_layout.ref(repo, branch, 0), b"")
+
     def list_branches(self, repo: str) -> list[BranchInfo]:
         self._require_repo(repo)
         result = []
