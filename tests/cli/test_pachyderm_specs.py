@@ -120,12 +120,13 @@ def test_union_with_empty_files_and_symlinked_outputs(
                 {"pfs": {"repo": "right", "glob": "/*", "name": "in", "emptyFiles": True}},
             ]
         },
-        # Pachyderm's "shuffle" idiom: the names matter, the bytes are not downloaded.
+        # Pachyderm's "shuffle" idiom: nothing is downloaded, outputs link to the inputs.
         "transform": {
             "cmd": [
                 "sh",
                 "-c",
-                'for f in /pfs/in/*; do : > "/pfs/out/$(basename "$f").seen"; wc -c < "$f" >> "/pfs/out/$(basename "$f").seen"; done',
+                'for f in /pfs/in/*; do b=$(basename "$f"); wc -c < "$f" > "/pfs/out/$b.size";'
+                ' ln -s "$f" "/pfs/out/$b"; done',
             ]
         },
     }
@@ -133,8 +134,14 @@ def test_union_with_empty_files_and_symlinked_outputs(
     job = _job(run, "pipeline", "names")
     assert (job["processed"], job["skipped"]) == (3, 0)
     files = _files(store_dir, "names")
-    assert sorted(files) == ["/l1.seen", "/r1.seen", "/r2.seen"]
-    assert {v.strip() for v in files.values()} == {b"0"}  # empty placeholders, as promised
+    sizes = {k: v.strip() for k, v in files.items() if k.endswith(".size")}
+    assert sizes == {"/l1.size": b"0", "/r1.size": b"0", "/r2.size": b"0"}  # placeholders
+    # A symlink in out/ to an input stores the input's real content (Pachyderm's shuffle).
+    assert {k: v for k, v in files.items() if not k.endswith(".size")} == {
+        "/l1": b"L1",
+        "/r1": b"R1",
+        "/r2": b"R2",
+    }
     again = _job(run, "pipeline", "names")
     assert (again["processed"], again["skipped"]) == (0, 3)
 
