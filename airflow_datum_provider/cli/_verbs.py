@@ -71,7 +71,7 @@ COMMANDS: dict[str, dict[str, str]] = {
         "datum": "datum",
     },
     "put": {"file": "file"},
-    "run": {"pipeline": "pipeline"},
+    "run": {"pipeline": "pipeline", "cron": "pipeline"},
     "start": {"commit": "commit"},
     "stop": {"job": "job"},
     "update": {"pipeline": "pipeline"},
@@ -139,6 +139,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
     "create pipeline": (
         "datumctl create pipeline -f edges.yaml",
         "cat edges.json | datumctl create pipeline -f -",
+        "datumctl create pipeline -f https://example.com/pipelines.yaml",
     ),
     "delete repo": ("datumctl delete repo images", "datumctl delete repo images --force"),
     "delete branch": ("datumctl delete branch images@dev",),
@@ -195,6 +196,7 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "curl -s https://example.com/x.csv | datumctl put file data@master:/x.csv",
         "datumctl put file data@master:/x.csv -f https://example.com/x.csv",
     ),
+    "run cron": ("datumctl run cron nightly",),
     "run pipeline": (
         "datumctl run pipeline edges",
         "datumctl run pipeline edges --downstream",

@@ -19,8 +19,8 @@ from airflow_datum_provider.core.store import Store
 from tests.cli.conftest import Run
 
 
-def _put(run: Run, repo: str, files: dict[str, str]) -> None:
-    if repo not in run("list", "repo").stdout.decode():
+def _put(run: Run, repo: str, files: dict[str, str], *, new: bool = True) -> None:
+    if new:
         run("create", "repo", repo)
     for path, text in files.items():
         run("put", "file", f"{repo}@master:{path}", "-f", "-", input=text.encode())
@@ -101,7 +101,7 @@ def test_group_in_camel_case(run: Run, store_dir: Path, tmp_path: Path) -> None:
     job = _job(run, "pipeline", "grouped")
     assert (job["state"], job["processed"]) == ("success", 2)
     assert _files(store_dir, "grouped") == {"/a": b"xyy", "/b": b"z"}
-    _put(run, "logs", {"/b-2.log": "w"})
+    _put(run, "logs", {"/b-2.log": "w"}, new=False)
     again = _job(run, "pipeline", "grouped")
     assert (again["processed"], again["skipped"]) == (1, 1)
     assert _files(store_dir, "grouped") == {"/a": b"xyy", "/b": b"zw"}
