@@ -12,10 +12,11 @@ import airflow_datum_provider
 
 PACKAGE_ROOT = Path(airflow_datum_provider.__file__).parent
 CORE = PACKAGE_ROOT / "core"
+BATCH = PACKAGE_ROOT / "batch"  # Airflow-free like core/
 
 
 def _core_files() -> list[Path]:
-    return sorted(p for p in CORE.rglob("*.py") if "__pycache__" not in p.parts)
+    return sorted(p for d in (CORE, BATCH) for p in d.rglob("*.py") if "__pycache__" not in p.parts)
 
 
 def _module_name(path: Path) -> str:
@@ -44,6 +45,7 @@ print(json.dumps({"failures": failures, "leaked": leaked}))
 def test_core_imports_with_airflow_blocked() -> None:
     modules = [_module_name(p) for p in _core_files()]
     assert "airflow_datum_provider.core" in modules
+    assert "airflow_datum_provider.batch" in modules
     proc = subprocess.run(
         [sys.executable, "-c", _IMPORT_ALL, json.dumps(modules)],
         capture_output=True,
