@@ -10,7 +10,7 @@ import json
 import re
 import time
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
@@ -203,34 +203,10 @@ def _when(stamp: str) -> str:
 
 
 def live_job(records: JobRecords, job: JobInfo) -> JobInfo:
-    """A job with its counters, times and bytes summed from the per-datum checkpoints.
+    """A job with its counters summed from the checkpoints (:func:`core.jobs.views.live_job`)."""
+    from airflow_datum_provider.core.jobs.views import live_job as _live
 
-    The engine writes them into the job record when it merges; until then (running, or a
-    runner killed mid-job) the checkpoints are the only account of what has finished.
-    """
-    if job.done or not job.planned:
-        return job
-    counts = {"success": 0, "failed": 0, "recovered": 0}
-    times = [0.0, 0.0, 0.0]
-    sizes = [0, 0]
-    for _, result in records.all_results(job):
-        state = str(result["state"])
-        counts[state] = counts.get(state, 0) + 1
-        for i, key in enumerate(("download_time", "process_time", "upload_time")):
-            times[i] += float(result.get(key, 0.0))
-        for i, key in enumerate(("download_bytes", "upload_bytes")):
-            sizes[i] += int(result.get(key, 0))
-    return replace(
-        job,
-        processed=counts["success"],
-        failed=counts["failed"],
-        recovered=counts["recovered"],
-        download_time=times[0],
-        process_time=times[1],
-        upload_time=times[2],
-        download_bytes=sizes[0],
-        upload_bytes=sizes[1],
-    )
+    return _live(records.store, job)
 
 
 _REASON_WIDTH = 25  # pachctl trims reasons in tables; `inspect job` has the whole text
@@ -498,56 +474,15 @@ def _complete_job(ctx: click.Context, param: click.Parameter, incomplete: str) -
 # -- datums of a job -------------------------------------------------------------------------
 
 
-def _inputs(datum: Datum) -> list[dict[str, str]]:
-    return [
-        {"name": i.name, "repo": i.repo, "branch": i.branch, "commit": i.commit, "path": i.path}
-        for i in datum.inputs
-    ]
-
-
-def _datum_record(datum: Datum, state: str, result: dict[str, Any] | None) -> dict[str, Any]:
-    return {
-        "id": datum.id,
-        "hash": datum.hash,
-        "state": state,
-        "reason": result.get("reason", "") if result else "",
-        "inputs": _inputs(datum),
-        "process_time": float(result.get("process_time", 0.0)) if result else 0.0,
-        "attempts": int(result.get("attempts", 0)) if result else 0,
-    }
-
-
-def _total_time(result: dict[str, Any] | None) -> float | None:
-    if not result:
-        return None
-    return sum(float(result.get(k, 0.0)) for k in ("download_time", "process_time", "upload_time"))
-
-
-def _datums(
-    records: JobRecords, job: JobInfo
-) -> Iterator[tuple[int | None, Datum, dict[str, Any] | None]]:
-    """(set number or ``None`` for skipped, datum, checkpointed result or ``None``)."""
-    for number in records.set_numbers(job):
-        results = records.results(job, number)
-        for datum in records.read_set(job, number):
-            yield number, datum, results.get(datum.id)
-    for datum in records.read_skipped(job):
-        yield None, datum, None
-
-
 def datum_records(store: Store, job: JobInfo) -> Iterator[tuple[dict[str, Any], float | None]]:
     """Every datum of ``job`` as its ``list datum`` JSON record, with its total time.
 
     Processed datums come first, in processing order, then the skipped ones.
     """
-    for number, datum, result in _datums(JobRecords(store), job):
-        if number is None:
-            state = "skipped"
-        elif result is None:
-            state = "pending"
-        else:
-            state = str(result["state"])
-        yield _datum_record(datum, state, result), _total_time(result)
+    from airflow_datum_provider.core.jobs.views import datum_views
+
+    for view in datum_views(store, job):
+        yield view.to_summary_dict(), view.total_time
 
 
 def _files(record: dict[str, Any]) -> str:
@@ -604,44 +539,22 @@ def inspect_datum(store: Store, target: JobRef, datum_id: str, output: OutputFor
     """Show one datum of a job: state, attempts, timings, inputs, outputs and log tail."""
     _check_datum_id(datum_id)
     job = _find(store, target)
-    records = JobRecords(store)
+    from airflow_datum_provider.core.jobs.views import datum_views
+
     if len(datum_id) < 64:
-        datum_id = _resolve_datum((d.id for _, d, _ in _datums(records, job)), datum_id, job)
-    found = next(((n, d, r) for n, d, r in _datums(records, job) if d.id == datum_id), None)
-    if found is None:
+        datum_id = _resolve_datum((v.id for v in datum_views(store, job)), datum_id, job)
+    view = next((v for v in datum_views(store, job) if v.id == datum_id), None)
+    if view is None:
         raise JobNotFound(f"datum {datum_id} not found in job {job.id}", job=job.id)
-    number, datum, result = found
-    state = "skipped" if number is None else "pending" if result is None else result["state"]
-    res = result or {}
-    record = {
-        "id": datum.id,
-        "job": job.id,
-        "pipeline": job.pipeline,
-        "hash": datum.hash,
-        "state": state,
-        "reason": res.get("reason", ""),
-        "attempts": int(res.get("attempts", 0)),
-        "started": res.get("started", ""),
-        "finished": res.get("finished", ""),
-        "download_time": float(res.get("download_time", 0.0)),
-        "process_time": float(res.get("process_time", 0.0)),
-        "upload_time": float(res.get("upload_time", 0.0)),
-        "download_bytes": int(res.get("download_bytes", 0)),
-        "upload_bytes": int(res.get("upload_bytes", 0)),
-        "inputs": _inputs(datum),
-        "outputs": [
-            {"path": o["path"], "hash": o["hash"], "size_bytes": o["size_bytes"]}
-            for o in res.get("outputs", ())
-        ],
-        "log_tail": res.get("log_tail", ""),
-    }
+    state = view.status
+    record = view.to_dict()
     if output != "text":
         print_records(output, [record])
         return
-    total = _total_time(result)
+    total = view.total_time
     print_fields(
         (
-            ("ID", datum.id),
+            ("ID", view.id),
             ("Job ID", f"{job.pipeline}@{job.id}"),
             ("State", state if state != "pending" else "- (not finished)"),
             ("Reason", dash(record["reason"])),

@@ -27,10 +27,14 @@ if TYPE_CHECKING:
         plan_job,
         run_set,
     )
+    from airflow_datum_provider.core.jobs.views import DatumView, datum_views, live_job
     from airflow_datum_provider.core.pipelines import create_pipeline, delete_pipeline
     from airflow_datum_provider.core.runtime.local import SetExecutor, set_executor
 
 _LAZY = {
+    "DatumView": "airflow_datum_provider.core.jobs.views",
+    "datum_views": "airflow_datum_provider.core.jobs.views",
+    "live_job": "airflow_datum_provider.core.jobs.views",
     "JobInfo": "airflow_datum_provider.core.jobs.records",
     "PipelineInfo": "airflow_datum_provider.core.jobs.records",
     "PlanResult": "airflow_datum_provider.core.jobs.steps",
@@ -49,6 +53,7 @@ _LAZY = {
 }
 
 __all__ = [
+    "DatumView",
     "JobInfo",
     "PipelineInfo",
     "PlanResult",
@@ -56,8 +61,10 @@ __all__ = [
     "SetRef",
     "SetSummary",
     "create_pipeline",
+    "datum_views",
     "delete_pipeline",
     "finish_job",
+    "live_job",
     "plan_job",
     "run_pipeline",
     "run_set",

@@ -15,22 +15,23 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.states import PROCESS, SKIP, DatumState
+from airflow_datum_provider.core.states import Decision as Action
 
 __all__ = ["Decision", "Diff", "IndexRecord", "PROCESS", "SKIP", "diff_datums"]
-
-PROCESS = "process"
-SKIP = "skip"
 
 
 class IndexRecord(NamedTuple):
     """What the base job's datum index says about one datum."""
 
     hash: str
-    state: str
+    state: DatumState
 
 
 class Decision(NamedTuple):
-    action: str
+    """The diff's verdict on one datum: ``process`` or ``skip``."""
+
+    action: Action
     datum: Datum
 
 

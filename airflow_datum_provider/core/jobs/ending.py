@@ -10,6 +10,7 @@ from typing import Any
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import CommitFinishedError, DatumError
 from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
+from airflow_datum_provider.core.states import DatumState, JobState
 from airflow_datum_provider.core.store import Entry, Store
 
 __all__ = ["Fold", "fail_job", "fold_results", "landed", "moved", "succeed_job"]
@@ -45,7 +46,7 @@ class Fold:
     sizes: dict[str, int]
     failed: list[str]
     outputs: list[Entry]
-    states: dict[str, str]
+    states: dict[str, DatumState]
 
     def counters(self) -> dict[str, Any]:
         return {
@@ -68,21 +69,19 @@ def fold_results(records: JobRecords, job: JobInfo) -> Fold:
         outputs=[],
         states={},
     )
-    for _, result in records.all_results(job):
-        state = result["state"]
+    for _, result in records.all_datum_results(job):
+        state = result.state
         fold.totals[state] = fold.totals.get(state, 0) + 1
-        fold.states[result["datum_id"]] = state
-        for key in fold.timings:
-            fold.timings[key] += float(result.get(key, 0.0))
-        for key in fold.sizes:
-            fold.sizes[key] += int(result.get(key, 0))
+        fold.states[result.datum_id] = state
+        fold.timings["download_time"] += result.download_time
+        fold.timings["process_time"] += result.process_time
+        fold.timings["upload_time"] += result.upload_time
+        fold.sizes["download_bytes"] += result.download_bytes
+        fold.sizes["upload_bytes"] += result.upload_bytes
         if state == "failed":
-            fold.failed.append(result["datum_id"])
+            fold.failed.append(result.datum_id)
         elif state == "success":
-            fold.outputs.extend(
-                Entry(o["path"], o["hash"], o["size_bytes"], o["tag"])
-                for o in result.get("outputs", ())
-            )
+            fold.outputs.extend(result.outputs)
     return fold
 
 
@@ -90,13 +89,13 @@ def succeed_job(
     store: Store,
     job: JobInfo,
     skipped: list[Datum],
-    states: Mapping[str, str],
+    states: Mapping[str, DatumState],
     hashes: Mapping[str, str],
     commit: str,
 ) -> JobInfo:
     """Write the job's datum index, then its record as ``success``."""
     records = JobRecords(store)
-    index = [(d.id, d.hash, "success") for d in skipped]
+    index: list[tuple[str, str, DatumState]] = [(d.id, d.hash, "success") for d in skipped]
     index.extend((ident, hashes[ident], state) for ident, state in states.items())
     records.write_index(job, index)
     return records.update_job(job, state="success", reason="", finished=now(), output_commit=commit)
@@ -106,7 +105,7 @@ def fail_job(
     store: Store,
     job: JobInfo,
     reason: str,
-    state: str = "failure",
+    state: JobState = "failure",
     *,
     fold: bool = True,
     delete_commit: bool = True,

@@ -21,19 +21,29 @@ from airflow_datum_provider.core.errors import JobNotFound, PipelineNotFound
 from airflow_datum_provider.core.incremental import IndexRecord
 from airflow_datum_provider.core.jobs import _layout
 from airflow_datum_provider.core.spec import PipelineSpec
+from airflow_datum_provider.core.states import (
+    DATUM_STATES,
+    JOB_STATES,
+    TERMINAL_STATES,
+    DatumState,
+    JobState,
+)
 from airflow_datum_provider.core.store import Store
+from airflow_datum_provider.core.worker.policy import DatumResult
 
 __all__ = [
     "JOB_STATES",
     "TERMINAL_STATES",
     "JobInfo",
+    "RECORD_VERSION",
     "JobRecords",
     "PipelineInfo",
     "now",
 ]
 
-JOB_STATES = ("created", "running", "finishing", "success", "failure", "killed", "unrunnable")
-TERMINAL_STATES = frozenset({"success", "failure", "killed", "unrunnable"})
+RECORD_VERSION = 1
+"""Written into every pipeline and job record as ``record``; readers ignore unknown keys, so an
+older worker reads what a newer one wrote during a rolling upgrade (and keeps what it knows)."""
 
 
 def now() -> str:
@@ -54,6 +64,7 @@ class PipelineInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "record": RECORD_VERSION,
             "name": self.name,
             "spec": self.spec.to_dict(),
             "salt": self.salt,
@@ -85,7 +96,7 @@ class JobInfo:
 
     id: str
     pipeline: str
-    state: str = "created"
+    state: JobState = "created"
     reason: str = ""
     created: str = ""
     started: str = ""
@@ -127,6 +138,7 @@ class JobInfo:
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "record": RECORD_VERSION,
             "id": self.id,
             "pipeline": self.pipeline,
             "state": self.state,
@@ -160,10 +172,15 @@ class JobInfo:
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> JobInfo:
-        data = dict(raw)
+        """Read a job record; keys this version does not know are ignored."""
+        data = {k: v for k, v in raw.items() if k in _JOB_FIELDS}
         data["inputs"] = tuple(data.get("inputs", ()))
         data["failed_datums"] = tuple(data.get("failed_datums", ()))
         return cls(**data)
+
+
+_JOB_FIELDS = frozenset(JobInfo.__dataclass_fields__)
+_KNOWN_STATES: dict[str, DatumState] = {state: state for state in DATUM_STATES}
 
 
 def _lines(items: Iterable[dict[str, Any]]) -> bytes:
@@ -315,18 +332,29 @@ class JobRecords:
     def _result_dir(self, job: JobInfo, number: int) -> str:
         return _layout.results_dir(job.pipeline, job.id, number)
 
-    def write_result(self, job: JobInfo, number: int, result: dict[str, Any]) -> None:
-        key = _layout.result(job.pipeline, job.id, number, result["datum_id"])
-        self.backend.write(key, json.dumps(result, separators=(",", ":")).encode())
+    def write_result(self, job: JobInfo, number: int, result: DatumResult) -> None:
+        """Checkpoint one datum's result."""
+        key = _layout.result(job.pipeline, job.id, number, result.datum_id)
+        self.backend.write(key, json.dumps(result.to_dict(), separators=(",", ":")).encode())
 
     def results(self, job: JobInfo, number: int) -> dict[str, dict[str, Any]]:
-        """Checkpointed results of one set, by datum id."""
+        """Checkpointed results of one set, by datum id, as raw dicts (:meth:`datum_results`)."""
         out = {}
         base = self._result_dir(job, number)
         for name in self.backend.list(base):
             if name.endswith(".json"):
                 out[name[:-5]] = json.loads(self.backend.read(f"{base}/{name}"))
         return out
+
+    def datum_results(self, job: JobInfo, number: int) -> dict[str, DatumResult]:
+        """Checkpointed results of one set, by datum id, read through :class:`DatumResult`."""
+        return {k: DatumResult.from_dict(v) for k, v in self.results(job, number).items()}
+
+    def all_datum_results(self, job: JobInfo) -> Iterator[tuple[int, DatumResult]]:
+        """Every checkpointed result of the job with its set number."""
+        for number in self.set_numbers(job):
+            for result in self.datum_results(job, number).values():
+                yield number, result
 
     def all_results(self, job: JobInfo) -> Iterator[tuple[int, dict[str, Any]]]:
         for number in self.set_numbers(job):
@@ -347,17 +375,19 @@ class JobRecords:
     def log_ids(self, job: JobInfo) -> list[str]:
         return self.backend.list(_layout.logs_dir(job.pipeline, job.id))
 
-    def write_index(self, job: JobInfo, records: Iterable[tuple[str, str, str]]) -> None:
+    def write_index(self, job: JobInfo, records: Iterable[tuple[str, str, DatumState]]) -> None:
         text = "".join(f"{i}\t{h}\t{s}\n" for i, h, s in sorted(records))
         key = _layout.index(job.pipeline, job.id)
         self.backend.write(key, gzip.compress(text.encode(), compresslevel=1, mtime=0))
 
     def read_index(self, job: JobInfo) -> dict[str, IndexRecord]:
+        """The job's datum index; a state this version does not know reads as ``failed``."""
         key = _layout.index(job.pipeline, job.id)
         index: dict[str, IndexRecord] = {}
+        known = _KNOWN_STATES.get
         for line in gzip.decompress(self.backend.read(key)).decode().splitlines():
             ident, digest, state = line.split("\t")
-            index[ident] = IndexRecord(digest, state)
+            index[ident] = IndexRecord(digest, known(state, "failed"))
         return index
 
     def clear_plan(self, job: JobInfo) -> None:

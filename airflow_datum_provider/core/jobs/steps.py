@@ -27,7 +27,7 @@ from airflow_datum_provider.core.errors import (
     MergeError,
     PipelineError,
 )
-from airflow_datum_provider.core.incremental import SKIP, IndexRecord, diff_datums
+from airflow_datum_provider.core.incremental import IndexRecord, diff_datums
 from airflow_datum_provider.core.jobs.ending import (
     fail_job,
     fold_results,
@@ -51,6 +51,7 @@ from airflow_datum_provider.core.runtime.local import (
 )
 from airflow_datum_provider.core.sets import cut_sets
 from airflow_datum_provider.core.spec import PipelineSpec
+from airflow_datum_provider.core.states import SKIP
 from airflow_datum_provider.core.store import Store
 
 __all__ = [
@@ -344,7 +345,7 @@ def process_set(
         deadline=deadline,
         env={SET_MARKER: set_marker(job.id, number)},
     )
-    done = records.results(job, number)
+    done = records.datum_results(job, number)
     own_scratch = scratch_root is None
     if scratch_root is None:
         parent = set_scratch_parent(job, number)
@@ -379,17 +380,15 @@ def process_set(
                     # Keep what the datum printed; no result, so it counts as not run.
                     records.write_log(job, datum.id, log.getvalue())
                     raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
-                result = outcome.to_dict()
-                result["try"] = lease.try_number
+                result = replace(outcome, try_number=lease.try_number)
                 records.write_log(job, datum.id, log.getvalue())
                 records.write_result(job, number, result)
                 lease.renew()
                 failpoint("after-datum")
             if on_datum is not None:
-                on_datum(datum, result, resumed)
-            state = result["state"]
-            counts[state] = counts.get(state, 0) + 1
-            if state == "failed":
+                on_datum(datum, result.to_dict(), resumed)
+            counts[result.state] += 1
+            if result.state == "failed":
                 failed.append(datum.id)
         lease.release()
     finally:

@@ -31,9 +31,10 @@ import time
 from collections.abc import Callable, Generator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.states import DatumState
 from airflow_datum_provider.core.store.manifest import Entry
 from airflow_datum_provider.core.worker.outputs import OutputRejected
 from airflow_datum_provider.core.worker.scratch import InputRejected
@@ -51,8 +52,6 @@ __all__ = [
     "attempts",
 ]
 
-DatumState = Literal["success", "failed", "recovered"]
-
 JOB_TIMEOUT_REASON = "job timed out"
 
 
@@ -65,6 +64,8 @@ class DatumResult:
     """The outcome of one datum. ``outputs`` is empty unless ``state`` is ``success``.
 
     Times are seconds summed over attempts; bytes likewise (a retried attempt downloads again).
+    ``try_number`` is the try of the set's runner that wrote the result (0: not checkpointed).
+    Reading a record ignores keys this version does not know (a newer writer may add some).
     """
 
     datum_id: str
@@ -80,6 +81,7 @@ class DatumResult:
     upload_bytes: int = 0
     outputs: tuple[Entry, ...] = ()
     log_tail: str = ""
+    try_number: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -99,6 +101,7 @@ class DatumResult:
                 for e in self.outputs
             ],
             "log_tail": self.log_tail,
+            "try": self.try_number,
         }
 
     @classmethod
@@ -120,6 +123,7 @@ class DatumResult:
                 for o in raw.get("outputs", ())
             ),
             log_tail=raw.get("log_tail", ""),
+            try_number=int(raw.get("try", 0)),
         )
 
 
