@@ -7,7 +7,11 @@ discovery, which imports this package, stays cheap.
 from __future__ import annotations
 
 import importlib
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:  # what type checkers and IDEs see; keep it equal to _LAZY (a test checks)
+    from airflow_datum_provider.core.errors import DatumError
+    from airflow_datum_provider.core.store import Store
 
 __version__ = "0.1.0"
 

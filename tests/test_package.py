@@ -36,3 +36,30 @@ def test_importing_the_root_loads_nothing_heavy() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def _type_checking_names(module: object) -> set[str]:
+    """Names the module imports under ``if TYPE_CHECKING:``."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(module))  # type: ignore[arg-type]
+    names: set[str] = set()
+    for node in tree.body:
+        if isinstance(node, ast.If) and getattr(node.test, "id", "") == "TYPE_CHECKING":
+            for stmt in node.body:
+                if isinstance(stmt, ast.ImportFrom):
+                    names.update(alias.asname or alias.name for alias in stmt.names)
+    return names
+
+
+@pytest.mark.parametrize("name", ["airflow_datum_provider", "airflow_datum_provider.core"])
+def test_type_checkers_see_every_lazy_name(name: str) -> None:
+    import importlib
+
+    module = importlib.import_module(name)
+    lazy = set(module._LAZY)  # type: ignore[attr-defined]
+    assert _type_checking_names(module) == lazy
+    assert lazy <= set(module.__all__)
+    for attr in lazy:
+        assert getattr(module, attr) is not None

@@ -25,6 +25,7 @@
     │   ├── JobRunning              a live runner still works on the job (``runner``; transient)
     │   ├── SetBusy                 another live runner holds the datum set (transient)
     │   └── SetTakenOver            another runner took this runner's datum set over
+    ├── OutputRejected              a datum's out/ holds what cannot be stored (``path``)
     ├── MergeError                  outputs cannot be merged (``path``)
     └── BatchError                  the batch executor (``airflow_datum_provider.batch``) refuses
         ├── ChunkingError (ValueError)  the data cannot be split into chunks (``data_type``)
@@ -33,8 +34,9 @@
         │   └── BatchTimeoutError (TimeoutError)  a chunk or the whole batch ran out of time
         └── AggregationError        chunk results cannot be aggregated (``strategy``)
 
-Errors carry their data as attributes and pickle cleanly (they cross process boundaries in
-worker pools and Airflow's XCom of failures).
+Each class declares the attributes it carries (``e.commit`` type-checks; unset ones read as
+their default). Errors carry their data as attributes and pickle cleanly (they cross process
+boundaries in worker pools and Airflow's XCom of failures).
 """
 
 from __future__ import annotations
@@ -63,6 +65,7 @@ __all__ = [
     "JobRunning",
     "MergeError",
     "NotFoundError",
+    "OutputRejected",
     "PipelineError",
     "PipelineNotFound",
     "RepoNotFound",
@@ -100,6 +103,10 @@ def _rebuild(cls: type[DatumError], message: str, attrs: dict[str, Any]) -> Datu
 class SpecError(DatumError, ValueError):
     """A pipeline spec, input spec or option is malformed; ``field`` names where."""
 
+    field: str = ""
+    document: str = ""
+    spec_field: str = ""
+
     def __init__(self, message: str, *, field: str = "", **attrs: Any) -> None:
         super().__init__(f"{field}: {message}" if field else message, field=field, **attrs)
         self._bare = message
@@ -111,25 +118,41 @@ class SpecError(DatumError, ValueError):
 class GlobError(SpecError):
     """A glob pattern does not compile."""
 
+    pattern: str = ""
+
 
 class StoreError(DatumError):
     """The versioned store refuses an operation."""
+
+    url: str = ""
+    key: str = ""
 
 
 class StoreFormatError(StoreError):
     """The store's format-version file names a version this package does not know."""
 
+    version: Any = None
+
 
 class InvalidPathError(StoreError, ValueError):
     """A file path breaks Pachyderm's path rules."""
+
+    path: str = ""
 
 
 class InvalidNameError(StoreError, ValueError):
     """A repo, branch or pipeline name is not allowed."""
 
+    name: str = ""
+
 
 class NotFoundError(StoreError, LookupError):
     """Something that was asked for does not exist."""
+
+    repo: str = ""
+    branch: str = ""
+    commit: str = ""
+    path: str = ""
 
 
 class RepoNotFound(NotFoundError):
@@ -151,19 +174,31 @@ class FileNotFound(NotFoundError):
 class AlreadyExistsError(StoreError):
     """A repo or branch to create already exists."""
 
+    repo: str = ""
+
 
 class CommitFinishedError(StoreError):
     """A finished commit is immutable."""
 
+    commit: str = ""
+
 
 class ConflictError(StoreError):
     """A compare-and-swap lost a race; retrying can succeed."""
+
+    repo: str = ""
+    branch: str = ""
+    pipeline: str = ""
 
     transient = True
 
 
 class PipelineError(DatumError):
     """A pipeline or job cannot run as asked."""
+
+    pipeline: str = ""
+    job: str = ""
+    path: str = ""
 
 
 class PipelineNotFound(PipelineError, LookupError):
@@ -177,6 +212,8 @@ class JobNotFound(PipelineError, LookupError):
 class JobFailed(PipelineError):
     """A job ended in failure or was killed; ``reason`` is Pachyderm's reason text."""
 
+    reason: str = ""
+
 
 class JobKilled(PipelineError):
     """The job was stopped or hit its ``job_timeout``: a runner ends it ``killed``."""
@@ -185,11 +222,15 @@ class JobKilled(PipelineError):
 class JobRunning(PipelineError):
     """A live runner still works on the job (``runner`` is its ``pid@host``)."""
 
+    runner: str = ""
+
     transient = True
 
 
 class SetBusy(PipelineError):
     """A live runner holds the datum set's lease; retrying once it ended or died can help."""
+
+    set: int = -1
 
     transient = True
 
@@ -197,9 +238,19 @@ class SetBusy(PipelineError):
 class SetTakenOver(PipelineError):
     """Another runner took this runner's datum set over (it was taken for dead): stop, quietly."""
 
+    set: int = -1
+
+
+class OutputRejected(DatumError):
+    """User code left something in ``out/`` that cannot be stored; the attempt fails (``path``)."""
+
+    path: str = ""
+
 
 class MergeError(DatumError):
     """Datum outputs cannot be merged into one commit (collisions)."""
+
+    path: str = ""
 
 
 class BatchError(DatumError):
@@ -209,14 +260,25 @@ class BatchError(DatumError):
 class ChunkingError(BatchError, ValueError):
     """The data cannot be split into chunks (unsupported type, bad chunk size, a failing source)."""
 
+    chunk_index: int | None = None
+    data_type: str = ""
+    field: str = ""
+    path: str = ""
+
 
 class BatchExecutionError(BatchError):
     """A chunk failed under fail-fast, or the batch could not run; ``chunk_index`` names the chunk."""
+
+    chunk_index: int | None = None
 
 
 class BatchTimeoutError(BatchExecutionError, TimeoutError):
     """A chunk exceeded its per-chunk timeout, or the batch exceeded its total timeout."""
 
+    timeout_seconds: float | None = None
+
 
 class AggregationError(BatchError):
     """Chunk results cannot be aggregated into one batch result."""
+
+    strategy: str = ""

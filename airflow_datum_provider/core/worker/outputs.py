@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from airflow_datum_provider.core.datum import DatumInput
-from airflow_datum_provider.core.errors import DatumError, InvalidPathError
+from airflow_datum_provider.core.errors import InvalidPathError, OutputRejected
 from airflow_datum_provider.core.store.manifest import Entry
 from airflow_datum_provider.core.store.paths import clean_path
 from airflow_datum_provider.core.store.store import Store
@@ -44,10 +44,6 @@ _MAX_HOPS = 40  # Linux's MAXSYMLINKS
 _BAD_NAME = (
     "cannot upload file produced by the user code because its name cannot be represented in PFS"
 )
-
-
-class OutputRejected(DatumError):
-    """User code left something in ``out/`` that cannot be stored; the attempt fails (``path``)."""
 
 
 class _View:

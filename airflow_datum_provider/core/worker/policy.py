@@ -34,9 +34,9 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import OutputRejected
 from airflow_datum_provider.core.states import DatumState
 from airflow_datum_provider.core.store.manifest import Entry
-from airflow_datum_provider.core.worker.outputs import OutputRejected
 from airflow_datum_provider.core.worker.scratch import InputRejected
 
 if TYPE_CHECKING:
