@@ -11,7 +11,7 @@ from airflow_datum_provider.cli._output import (
     print_records,
     print_table,
 )
-from airflow_datum_provider.cli._refs import CommitRef, CommitRefType, repo_name
+from airflow_datum_provider.cli._refs import CommitRef, CommitRefType, complete_repo, repo_name
 from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import verb
 from airflow_datum_provider.core.store import Store, check_name
@@ -34,7 +34,7 @@ def create_branch(store: Store, target: CommitRef, head: str | None) -> None:
 
 
 @verb("list").command("branch")
-@click.argument("repo", callback=repo_name)
+@click.argument("repo", callback=repo_name, shell_complete=complete_repo)
 @output_option
 @pass_store
 def list_branch(store: Store, repo: str, output: OutputFormat) -> None:

@@ -24,7 +24,7 @@ from airflow_datum_provider.cli._output import (
 )
 from airflow_datum_provider.cli._refs import is_commit_id
 from airflow_datum_provider.cli._store import pass_store
-from airflow_datum_provider.cli._verbs import verb
+from airflow_datum_provider.cli._verbs import examples_epilog, verb
 from airflow_datum_provider.core.errors import InvalidNameError
 from airflow_datum_provider.core.jobs import JobRecords
 from airflow_datum_provider.core.spec import (
@@ -271,7 +271,7 @@ def _timeout(value: Any) -> str:
 
 
 @verb("inspect").command("pipeline")
-@click.argument("name", callback=pipeline_name)
+@click.argument("name", callback=pipeline_name, shell_complete=complete_pipeline)
 @output_option
 @pass_store
 def inspect_pipeline(store: Store, name: str, output: OutputFormat) -> None:
@@ -432,7 +432,12 @@ def run_cron_cmd(store: Store, name: str, verbose: bool, output: OutputFormat) -
     run_and_report(store, name, parallelism=None, resume=None, verbose=verbose, output=output)
 
 
-@click.command("watch")
+@click.command(
+    "watch",
+    epilog=examples_epilog(
+        ["datumctl watch", "datumctl watch -p wordcount --interval 5", "datumctl watch &"]
+    ),
+)
 @click.option(
     "-p",
     "--pipeline",
