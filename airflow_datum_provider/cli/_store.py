@@ -107,6 +107,10 @@ def refuse_output_branch(store: Store, repo: str, branch: str) -> None:
     Whatever is written there would be carried into every later job's output. There is no
     escape hatch: to change what a pipeline outputs, change its input or its spec.
     """
+    # The pipeline record's key (core/jobs/_layout.py), looked at before importing the job
+    # records (and the spec parser): a put into a plain repo stays cheap to start.
+    if not store.backend.exists(f"meta/pipelines/{repo}/pipeline.json"):
+        return
     from airflow_datum_provider.core.jobs import JobRecords
 
     records = JobRecords(store)
