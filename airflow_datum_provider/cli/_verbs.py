@@ -61,6 +61,7 @@ COMMANDS: dict[str, dict[str, str]] = {
         "job": "job",
         "datum": "job",
     },
+    "next": {"datum": "next"},
     "list": {
         "repo": "repo",
         "branch": "branch",
@@ -120,6 +121,7 @@ _VERB_TEXT = {
     "glob": "Find by glob pattern:",
     "inspect": "Show the details of",
     "list": "List",
+    "next": "Ask the datum worker for the next",
     "put": "Upload",
     "run": "Run",
     "start": "Start",

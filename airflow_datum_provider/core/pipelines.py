@@ -122,7 +122,7 @@ _KUBERNETES_ONLY = (
     "pod_spec",
     "pod_patch",
 )
-_NOT_LOCAL_YET = ("transform.datum_batching", "transform.user", "transform.secrets")
+_NOT_LOCAL_YET = ("transform.user", "transform.secrets")
 
 
 def _set_fields(spec: PipelineSpec, names: tuple[str, ...]) -> list[str]:
@@ -140,7 +140,7 @@ def local_runner_warnings(spec: PipelineSpec) -> list[str]:
     """What ``create pipeline`` says about fields the local runner does not use.
 
     ``transform.image``, ``resource_*`` and ``pod_*`` are for the Kubernetes runner and are
-    ignored locally; ``datum_batching``, ``user`` and ``secrets`` change what user code sees,
+    ignored locally; ``user`` and ``secrets`` change what user code sees,
     so the local runner refuses them (:func:`check_local_runner`) rather than ignore them.
     """
     messages = []

@@ -389,18 +389,18 @@ def test_pipeline_the_local_runner_cannot_run_is_created_but_refused(
     put(store, {"/a.txt": b"alpha"})
     spec = write_spec(tmp_path / "s.json", counter)
     raw = json.loads(spec.read_text())
-    raw["transform"]["datum_batching"] = True
+    raw["transform"]["user"] = "nobody"
     spec.write_text(json.dumps(raw))
     created = CliRunner().invoke(cli, ["--store", store.url, "create", "pipeline", "-f", str(spec)])
     assert created.exit_code == 0, created.output
     assert created.output.splitlines() == [
-        "datumctl: warning: transform.datum_batching: not supported by the local runner yet; "
+        "datumctl: warning: transform.user: not supported by the local runner yet; "
         "`run pipeline` will refuse this pipeline"
     ]
     result = CliRunner().invoke(cli, ["--store", store.url, "run", "pipeline", "copy"])
     assert result.exit_code == 1
     assert result.output.splitlines() == [
-        "datumctl: error: transform.datum_batching: not supported by the local runner yet"
+        "datumctl: error: transform.user: not supported by the local runner yet"
     ]
     assert JobRecords(store).jobs("copy") == []
 

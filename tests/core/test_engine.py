@@ -414,11 +414,10 @@ def test_stop_job_settles_a_job_whose_commit_landed(store: Store) -> None:
 @pytest.mark.parametrize(
     ("transform", "field"),
     [
-        ({"datum_batching": True}, "transform.datum_batching"),
         ({"user": "nobody"}, "transform.user"),
         ({"secrets": [{"name": "s", "env_var": "X", "key": "k"}]}, "transform.secrets"),
     ],
-    ids=["datum_batching", "user", "secrets"],
+    ids=["user", "secrets"],
 )
 def test_local_runner_refuses_fields_it_would_get_wrong(
     store: Store, transform: dict[str, Any], field: str

@@ -355,6 +355,11 @@ def process_set(
         root = scratch_root
     counts = {"success": 0, "failed": 0, "recovered": 0}
     failed: list[str] = []
+    batching = None
+    if options.datum_batching:  # one user process for the set's datums (core/worker/batching)
+        from airflow_datum_provider.core.worker.batching import batching_runtime
+
+        batching = batching_runtime(options, root=root, job=context, verbose=verbose)
     try:
         for datum in records.read_set(job, number):
             result = done.get(datum.id)
@@ -374,6 +379,7 @@ def process_set(
                     scratch_root=root,
                     log=log,
                     verbose=verbose,
+                    runtime=batching,
                 )
                 lease.check()  # a runner that took the set over writes the results now
                 if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
@@ -392,6 +398,8 @@ def process_set(
                 failed.append(datum.id)
         lease.release()
     finally:
+        if batching is not None:
+            batching.close()
         if own_scratch:
             remove_tree(root, ignore_errors=True)  # any depth user code left; never raises
             for folder in (root.parent, root.parent.parent):  # once no other try / set uses it

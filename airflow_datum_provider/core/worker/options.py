@@ -32,6 +32,8 @@ class RunOptions:
     attempts (not retries). ``datum_timeout`` is in seconds, per attempt. ``use_pfs_mount``:
     ``True`` requires the private ``/pfs`` mount for commands, ``False`` never uses it, ``None``
     uses it where the machine allows (see :mod:`~airflow_datum_provider.core.worker.namespace`).
+    ``datum_batching`` starts ``cmd`` once per datum set (see
+    :mod:`~airflow_datum_provider.core.worker.batching`).
     """
 
     cmd: tuple[str, ...] = ()
@@ -45,6 +47,7 @@ class RunOptions:
     datum_tries: int = 3
     datum_timeout: float | None = None
     use_pfs_mount: bool | None = None
+    datum_batching: bool = False
 
     def __post_init__(self) -> None:
         for key in ("cmd", "stdin", "err_cmd", "err_stdin", "accept_return_code"):
@@ -55,6 +58,12 @@ class RunOptions:
                 f"give exactly one of `cmd` and `python`, got cmd={list(self.cmd)!r} "
                 f"and python={self.python!r}",
                 field="transform",
+            )
+        if self.datum_batching and self.python is not None:
+            raise SpecError(
+                "datum batching runs a command once per datum set; a Python transform is "
+                "already called in-process for each datum: drop datum_batching or use cmd",
+                field="transform.datum_batching",
             )
         if isinstance(self.python, str) and ":" not in self.python:
             raise SpecError(
@@ -98,4 +107,5 @@ class RunOptions:
             datum_tries=spec.datum_tries,
             datum_timeout=None if timeout is None else timeout.total_seconds(),
             use_pfs_mount=use_pfs_mount,
+            datum_batching=bool(getattr(transform, "datum_batching", False)),
         )

@@ -134,9 +134,13 @@ def run_datum(
         transform_env=options.env,
     )
     variables.update(job.env)
-    # Hard links are safe only where writes through them fail (see scratch.py).
-    link = use_ns or os.geteuid() != 0
+    # Hard links are safe only where writes through them fail (see scratch.py); a runtime
+    # without read-only input mounts (batching) says so with ``read_only_inputs = False``.
+    link = (use_ns and getattr(runtime, "read_only_inputs", True)) or os.geteuid() != 0
     sink = LogSink(log, verbose)
+    attach = getattr(runtime, "attach", None)
+    if attach is not None:  # a runtime that outlives the datum (batching) logs into its sink
+        attach(sink)
     local = runtime_for(
         options, root=root, variables=variables, use_ns=use_ns, sink=sink, job_id=job.job_id
     )
