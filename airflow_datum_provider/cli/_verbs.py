@@ -121,7 +121,7 @@ _VERB_TEXT = {
     "glob": "Find by glob pattern:",
     "inspect": "Show the details of",
     "list": "List",
-    "next": "Ask the datum worker for the next",
+    "next": "Ask the datum worker (datum batching) for",
     "put": "Upload",
     "run": "Run",
     "start": "Start",
