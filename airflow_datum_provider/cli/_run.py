@@ -125,8 +125,10 @@ class _Display:
 
 
 @contextmanager
-def _displayed(display: _Display) -> Iterator[None]:
+def _displayed(display: _Display) -> Iterator[list[JobInfo]]:
+    """Poll in a thread while the block runs; the block appends the final job to the list."""
     stop = threading.Event()
+    final: list[JobInfo] = []
 
     def loop() -> None:
         while not stop.wait(_POLL_S):
@@ -137,10 +139,12 @@ def _displayed(display: _Display) -> Iterator[None]:
     thread = threading.Thread(target=loop, name="datumctl-display", daemon=True)
     thread.start()
     try:
-        yield
+        yield final
     finally:
         stop.set()
         thread.join()
+        if final:
+            display.update(final[0])  # the bar ends on the final counts
         display.close()
 
 
@@ -165,8 +169,9 @@ def run_and_report(
     display = _Display(store, name, known, bar=output == "text" and progress_enabled())
     if resume:
         display.announce(resume)
-    with _displayed(display):
+    with _displayed(display) as final:
         job = run_pipeline(store, name, parallelism=parallelism, resume=resume, verbose=verbose)
+        final.append(job)
     display.announce(job.id)
     if output != "text":
         print_records(output, [job.to_dict()])

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import http.server
 import json
+import os
 import re
 import signal
 import subprocess
@@ -518,3 +519,64 @@ def test_unsupported_pachctl_flags_say_why(store_dir: Path) -> None:
     for args, why in cases.items():
         result = invoke(store_dir, *args, code=2, input=b"")
         assert why in result.stderr, args
+
+
+def test_run_pipeline_shows_a_datum_bar_on_a_terminal(
+    store_dir: Path, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    """The datums wait for a gate the test opens once the bar is up: no timing involved."""
+    import fcntl
+    import pty
+    import struct
+    import termios
+
+    assert DATUMCTL is not None
+    store = Store.open(store_dir)
+    store.create_repo("data")
+    with store.commit("data", "master") as c:
+        for i in range(3):
+            c.put_bytes(f"/f{i}", b"x")
+    gate = tmp_path / "gate"
+    spec = {
+        "pipeline": {"name": "gated"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {
+            "cmd": ["sh", "-c", f'while [ ! -e "{gate}" ]; do sleep 0.02; done'],
+        },
+    }
+    (tmp_path / "gated.json").write_text(json.dumps(spec))
+    invoke(store_dir, "create", "pipeline", "-f", str(tmp_path / "gated.json"))
+    leader, follower = pty.openpty()
+    fcntl.ioctl(follower, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    proc = subprocess.Popen(
+        [DATUMCTL, "--store", str(store_dir), "run", "pipeline", "gated"],
+        stdout=subprocess.PIPE,
+        stderr=follower,
+        env={**clean_env, "DATUMCTL_PROGRESS_DELAY": "0"},
+    )
+    os.close(follower)
+    shown = b""
+    try:
+        deadline = time.monotonic() + 60
+        while b"0/3 datums" not in shown:
+            assert time.monotonic() < deadline, shown
+            shown += os.read(leader, 4096)
+        gate.touch()  # the bar is up with nothing done: let the datums finish
+        while True:
+            try:
+                chunk = os.read(leader, 4096)
+            except OSError:  # EIO: datumctl closed the terminal
+                break
+            if not chunk:
+                break
+            shown += chunk
+    finally:
+        gate.touch()
+        os.close(leader)
+        out, _ = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert re.search(rb"datumctl: job [0-9a-f]{32} started", shown)
+    assert b"gated:" in shown
+    assert b"3/3 datums" in shown
+    assert b"processed 3, skipped 0, failed 0" in shown
+    assert out.split()[1:] == [b"success", b"3", b"+", b"0", b"/", b"3"]
