@@ -580,3 +580,72 @@ def test_run_pipeline_shows_a_datum_bar_on_a_terminal(
     assert b"3/3 datums" in shown
     assert b"processed 3, skipped 0, failed 0" in shown
     assert out.split()[1:] == [b"success", b"3", b"+", b"0", b"/", b"3"]
+
+
+def test_states_are_coloured_on_a_terminal(texts: Store, store_dir: Path) -> None:
+    invoke(store_dir, "run", "pipeline", "wordcount")
+    coloured = CliRunner().invoke(cli, ["--store", str(store_dir), "list", "job"], color=True)
+    assert "\x1b[32msuccess\x1b[0m" in coloured.stdout
+    plain = invoke(store_dir, "list", "job").stdout  # not a terminal: no escape codes
+    assert "\x1b[" not in plain
+
+
+def test_logs_follow_a_running_job(
+    store_dir: Path, tmp_path: Path, clean_env: dict[str, str]
+) -> None:
+    """-f prints each datum's log as it ends and returns when the job does (gated, not timed)."""
+    assert DATUMCTL is not None
+    store = Store.open(store_dir)
+    store.create_repo("data")
+    with store.commit("data", "master") as c:
+        c.put_bytes("/first", b"1")
+        c.put_bytes("/second", b"2")
+    gate = tmp_path / "gate"
+    # Whichever datum runs first (their order follows their hashes) ends at once; the other
+    # waits for the gate.
+    claimed = tmp_path / "claimed"
+    script = (
+        f'if mkdir "{claimed}" 2>/dev/null; then echo "log of first"; '
+        f'else while [ ! -e "{gate}" ]; do sleep 0.02; done; echo "log of second"; fi'
+    )
+    spec = {
+        "pipeline": {"name": "slow"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {"cmd": ["sh", "-c", script]},
+    }
+    (tmp_path / "slow.json").write_text(json.dumps(spec))
+    invoke(store_dir, "create", "pipeline", "-f", str(tmp_path / "slow.json"))
+    runner = subprocess.Popen(
+        [DATUMCTL, "--store", str(store_dir), "run", "pipeline", "slow"],
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    follower = None
+    try:
+        records = JobRecords(store)
+        _wait_for(lambda: bool(records.jobs("slow")) and records.jobs("slow")[0].planned)
+        (job,) = records.jobs("slow")
+        follower = subprocess.Popen(
+            [DATUMCTL, "--store", str(store_dir), "logs", "-j", job.id, "-f"],
+            env=clean_env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        assert follower.stdout is not None
+        seen = b""
+        while b"log of first" not in seen:  # printed while the job still runs
+            line = follower.stdout.readline()
+            assert line, "logs -f ended before the job did"
+            seen += line
+        assert follower.poll() is None
+        gate.touch()
+        rest, _ = follower.communicate(timeout=60)
+        assert b"log of second" in rest
+        assert follower.returncode == 0
+    finally:
+        gate.touch()
+        runner.communicate(timeout=60)
+        if follower is not None and follower.poll() is None:
+            follower.kill()
+    assert runner.returncode == 0
