@@ -86,11 +86,11 @@ def _is_path(data: object) -> bool:
     return isinstance(data, str | PurePath | os.PathLike)
 
 
-def scan_path(path: str | os.PathLike[str], **options: Any) -> Any:
+def scan_path(path: str | os.PathLike[str], *, suffix: str | None = None, **options: Any) -> Any:
     """Scan a tabular file lazily with polars, by its suffix (Parquet, CSV/TSV, NDJSON, IPC)."""
     import polars as pl
 
-    suffix = PurePath(os.fspath(path)).suffix.lower()
+    suffix = (suffix or PurePath(os.fspath(path)).suffix).lower()
     scanner = _SCANNERS.get(suffix)
     if scanner is None:
         raise ChunkingError(

@@ -56,16 +56,20 @@ def call_hooks(hooks: Sequence[BatchHook], method: str, *args: Any) -> None:
 
 
 class LoggingBatchHook(BatchHook):
-    """Logs the batch and every chunk to ``logger`` (default: this module's logger)."""
+    """Logs the batch and every chunk to ``logger`` (any object with ``log`` and ``warning``)."""
 
-    def __init__(self, logger: logging.Logger | None = None, *, level: int = logging.INFO) -> None:
+    def __init__(self, logger: Any = None, *, level: int = logging.INFO) -> None:
         self.logger = logger or log
         self.level = level
 
+    def _emit(self, message: str, *args: Any) -> None:
+        getattr(self.logger, logging.getLevelName(self.level).lower(), self.logger.info)(
+            message, *args
+        )
+
     def on_batch_start(self, operation: str, total_chunks: int | None, config: Any) -> None:
         """Log the start with the chunk count."""
-        self.logger.log(
-            self.level,
+        self._emit(
             "batch %s: %s chunk(s)",
             operation,
             "?" if total_chunks is None else total_chunks,
@@ -73,8 +77,7 @@ class LoggingBatchHook(BatchHook):
 
     def on_chunk_complete(self, result: ChunkResult) -> None:
         """Log one chunk's status and duration."""
-        self.logger.log(
-            self.level,
+        self._emit(
             "chunk %d: %s in %.3fs",
             result.index,
             result.status.name,
@@ -89,8 +92,7 @@ class LoggingBatchHook(BatchHook):
 
     def on_batch_complete(self, result: BatchResult) -> None:
         """Log the aggregated status and counts."""
-        self.logger.log(
-            self.level,
+        self._emit(
             "batch %s: %s (%d/%d chunks passed, %d failed) in %.3fs",
             result.operation,
             result.status.name,
