@@ -228,6 +228,21 @@ def failure_report(store: Store, job: JobInfo) -> list[str]:
     return lines
 
 
+def _note_dead_runner(store: Store, name: str, noted: set[str]) -> None:
+    """Say once that a pipeline waits on a job nobody runs (watch will not start another)."""
+    from airflow_datum_provider.cli.job import runner_dead
+
+    jobs = JobRecords(store).jobs(name)
+    if jobs and jobs[0].id not in noted and runner_dead(store, jobs[0]):
+        noted.add(jobs[0].id)
+        click.echo(
+            f"datumctl: watch: {name}: job {jobs[0].id} has no live runner; continue it with "
+            f"datumctl run pipeline {name} --resume {jobs[0].id}, or datumctl stop job "
+            f"{jobs[0].id}",
+            err=True,
+        )
+
+
 def watch_loop(
     store: Store, *, only: tuple[str, ...], interval: float, parallelism: int | None
 ) -> None:
@@ -236,6 +251,7 @@ def watch_loop(
 
     stop = threading.Event()
     previous: dict[int, Any] = {}
+    noted: set[str] = set()
 
     def handle(signum: int, frame: FrameType | None) -> None:
         if stop.is_set():  # a second signal: stop now
@@ -265,6 +281,8 @@ def watch_loop(
                     break
                 if runs_needed(store, name):
                     run_and_report(store, name, parallelism=parallelism, exit_on_failure=False)
+                else:
+                    _note_dead_runner(store, name, noted)
             stop.wait(interval)
     finally:
         for number, handler in previous.items():

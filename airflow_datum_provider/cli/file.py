@@ -73,7 +73,7 @@ def _local_open(path: str) -> Callable[[], IO[bytes]]:
         )
         if not stat.S_ISREG(os.fstat(fd).st_mode):
             os.close(fd)
-            raise CliError(f"{path}: not a regular file any more")
+            raise CliError(f"{path}: not a regular file (for a pipe, use -f - and redirect it)")
         return os.fdopen(fd, "rb")
 
     return opener
@@ -356,7 +356,11 @@ def _get_dir(store: Store, target: FileRef, out: Path) -> None:
     commit = store.inspect_commit(target.repo, target.ref)
     info = store.inspect_file(target.repo, commit.id, _path(target))
     prefix = info.path if info.is_dir else info.path.rsplit("/", 1)[0] + "/"
-    entries = list(store.manifest(target.repo, commit.id).entries(store.backend, prefix))
+    entries = [
+        e
+        for e in store.manifest(target.repo, commit.id).entries(store.backend, prefix)
+        if info.is_dir or e.path == info.path
+    ]
     if out.exists() and not out.is_dir():
         raise CliError(f"-o {out}: exists and is not a directory")
     root = out.resolve()

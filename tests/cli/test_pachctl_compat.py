@@ -176,6 +176,9 @@ def test_get_file_recursive_never_overwrites(run: Run, store_dir: Path, tmp_path
     assert (out / "sub" / "b.txt").read_bytes() == b"b"
     again = run("get", "file", "r@master:/d", "-r", "-o", str(out), code=1)
     assert "never overwrites a local file" in one_error_line(again)
+    single = tmp_path / "single"
+    run("get", "file", "r@master:/other", "-r", "-o", str(single))  # -r of a file: that file
+    assert [p.name for p in single.iterdir()] == ["other"]
     dir_without_r = run("get", "file", "r@master:/d", code=1)
     assert "get file -r r@master:/d -o DIR" in one_error_line(dir_without_r)
 
