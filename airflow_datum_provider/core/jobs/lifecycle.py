@@ -27,14 +27,15 @@ from airflow_datum_provider.core.store import Store
 __all__ = ["check_resumable", "start_job", "stop_job"]
 
 
-def start_job(store: Store, pipeline: str) -> JobInfo:
+def start_job(store: Store, pipeline: str, *, origin: str = "") -> JobInfo:
     """Create a job for the current heads of the pipeline's inputs and open its output commit.
 
     One job per pipeline runs at a time: earlier jobs that did not end are settled (their
     output commit landed: only the records were left) or ended ``killed`` with reason
     ``superseded by job <id>`` and their open output commits deleted, so that none of them can
     later land stale outputs on top of this job's. The output branch's head now is recorded as
-    the job's ``base_commit``: it plans against it and lands only on it.
+    the job's ``base_commit``: it plans against it and lands only on it. ``origin`` says who
+    started the job (an Airflow DAG run: ``airflow:<dag_id>/<run_id>``); it is recorded as is.
     """
     records = JobRecords(store)
     info = records.pipeline(pipeline)
@@ -54,6 +55,7 @@ def start_job(store: Store, pipeline: str) -> JobInfo:
         base_commit=output.info.parent or "",
         pipeline_version=info.version,
         salt=info.salt,
+        origin=origin,
     )
     heartbeat(store, job)
     records.save_job(job)

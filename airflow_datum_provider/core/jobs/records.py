@@ -123,6 +123,7 @@ class JobInfo:
     pipeline_version: int = 1
     salt: str = ""
     failed_datums: tuple[str, ...] = field(default=())
+    origin: str = ""
 
     @property
     def done(self) -> bool:
@@ -168,6 +169,7 @@ class JobInfo:
             "pipeline_version": self.pipeline_version,
             "salt": self.salt,
             "failed_datums": list(self.failed_datums),
+            "origin": self.origin,
         }
 
     @classmethod

@@ -133,3 +133,11 @@ def test_run_set_takes_a_callable_and_reports_each_datum(store: Store) -> None:
     job = finish_job(store, plan.job)
     assert job.state == "success"
     assert store.read_bytes("copy", "master", "/f0") == b"X"
+
+
+def test_a_job_records_who_started_it(store: Store) -> None:
+    from airflow_datum_provider.core.jobs.records import JobRecords
+
+    job = start_job(store, "copy", origin="airflow:dag/run-1")
+    assert JobRecords(store).job("copy", job.id).origin == "airflow:dag/run-1"
+    assert start_job(store, "copy").origin == ""
