@@ -39,6 +39,49 @@ def get_provider_info() -> dict[str, Any]:
                 "hook-class-name": "airflow_datum_provider.hooks.store.DatumStoreHook",
                 "connection-type": "datum_store",
                 "hook-name": "Datum Store",
+                "ui-field-behaviour": {
+                    "hidden-fields": ["schema", "port"],
+                    "relabeling": {
+                        "host": "Store URL",
+                        "login": "Access key ID (S3)",
+                        "password": "Secret access key (S3)",
+                    },
+                    "placeholders": {
+                        "host": "s3://bucket/prefix, /data/datum-store or memory://scratch",
+                        "login": "empty: local store, the AWS connection below, or ambient AWS",
+                        "password": "the secret of the access key above",
+                    },
+                },
+                "conn-fields": {
+                    "conn_id": {
+                        "label": "AWS connection",
+                        "description": (
+                            "Id of an aws-type connection that supplies the S3 credentials and "
+                            "endpoint (instead of login/password here), e.g. aws_default"
+                        ),
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "endpoint_url": {
+                        "label": "S3 endpoint URL",
+                        "description": "S3-compatible endpoint, e.g. http://minio:9000",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "region_name": {
+                        "label": "Region",
+                        "description": "AWS region of the bucket, e.g. eu-west-1",
+                        "schema": {"type": ["string", "null"]},
+                    },
+                    "session_token": {
+                        "label": "Session token",
+                        "description": "Temporary-credentials session token (with login/password)",
+                        "schema": {"type": ["string", "null"], "format": "password"},
+                    },
+                    "anon": {
+                        "label": "Anonymous",
+                        "description": "Read a public bucket without credentials",
+                        "schema": {"type": ["boolean", "null"], "default": False},
+                    },
+                },
             }
         ],
         "hooks": [
@@ -47,7 +90,29 @@ def get_provider_info() -> dict[str, Any]:
                 "python-modules": ["airflow_datum_provider.hooks.store"],
             }
         ],
-        "operators": [],
-        "sensors": [],
-        "triggers": [],
+        "operators": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_datum_provider.operators.put_files"],
+            }
+        ],
+        "sensors": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_datum_provider.sensors.commit"],
+            }
+        ],
+        "triggers": [
+            {
+                "integration-name": _INTEGRATION,
+                "python-modules": ["airflow_datum_provider.triggers.commit"],
+            }
+        ],
+        "asset-uris": [
+            {
+                "schemes": ["datum"],
+                "handler": "airflow_datum_provider.assets.sanitize_uri",
+                "factory": "airflow_datum_provider.assets.create_asset",
+            }
+        ],
     }

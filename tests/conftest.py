@@ -131,3 +131,28 @@ def s3_bucket(s3_server: str) -> str:
 def s3_store_url(s3_bucket: str, s3_storage_options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     """``("s3://<fresh bucket>/store", storage_options)`` for ``Store.open``."""
     return f"s3://{s3_bucket}/store", dict(s3_storage_options)
+
+
+@pytest.fixture(scope="session")
+def airflow_db(airflow_home: Path) -> Path:
+    """A fresh SQLite metadata DB in the session's Airflow home (for ``dag.test()``)."""
+    from airflow.utils import db
+
+    db.resetdb()
+    return airflow_home
+
+
+def serialize_dag(dag: Any) -> None:
+    """Write a DAG built in a test to the metadata DB, as the DAG processor would.
+
+    ``dag.test()`` refuses a DAG that is not serialized.
+    """
+    import os
+
+    from airflow.dag_processing.bundles.manager import DagBundlesManager
+    from airflow.dag_processing.dagbag import DagBag, sync_bag_to_db
+
+    DagBundlesManager().sync_bundles_to_db()
+    bag = DagBag(dag_folder=os.devnull)
+    bag.bag_dag(dag)
+    sync_bag_to_db(bag, "dags-folder", None)

@@ -3,24 +3,33 @@
 The connection's host (or the ``url`` extra) is the store's root URL: a local folder,
 ``file://``, ``memory://`` or ``s3://bucket/prefix``. For ``s3://`` stores the login and password
 are the access key id and secret key, and a short, reviewed list of extras (``_S3_EXTRAS``) becomes
-s3fs storage options. Nothing else from the connection reaches fsspec: an unknown extra is an
-error, not a silent pass-through, so a connection cannot smuggle arbitrary options (``client_kwargs``,
-``config_kwargs``, a different ``endpoint``) into the filesystem.
+s3fs storage options. Instead of login/password, the extra ``conn_id`` may name an ``aws``-type
+connection: its login/password (access key id / secret), ``aws_session_token``, ``region_name``
+and ``endpoint_url`` extras are read, nothing else. Nothing else from the connection reaches
+fsspec: an unknown extra is an error, not a silent pass-through, so a connection cannot smuggle
+arbitrary options (``client_kwargs``, ``config_kwargs``, a different ``endpoint``) into the
+filesystem.
+
+Besides opening stores, the hook commits files (:meth:`DatumStoreHook.put_files`) and resolves
+what operators get as ``store=`` (:func:`resolve_store`).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, ClassVar
 from urllib.parse import urlsplit
 
 from airflow_datum_provider.version_compat import BaseHook
 
 if TYPE_CHECKING:
-    from airflow_datum_provider.core.store import Store
+    from airflow_datum_provider.core.store import CommitInfo, OpenCommit, Store
 
-__all__ = ["DatumStoreHook"]
+__all__ = ["DatumStoreHook", "resolve_store"]
+
+STORE_ENV_VAR = "DATUM_STORE"
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +44,9 @@ _S3_EXTRAS: Mapping[str, str] = {
     "session_token": "temporary-credentials session token (with login/password)",
     "anon": "true for anonymous access to a public bucket",
 }
-_ALLOWED_EXTRAS = ("url", *sorted(_S3_EXTRAS))
+_ALLOWED_EXTRAS = ("conn_id", "url", *sorted(_S3_EXTRAS))
+# What is read from an ``aws`` connection named by the ``conn_id`` extra (and nothing else).
+_AWS_EXTRAS = ("aws_session_token", "region_name", "endpoint_url")
 
 
 class DatumStoreHook(BaseHook):
@@ -47,7 +58,8 @@ class DatumStoreHook(BaseHook):
          "login": "AKIA...", "password": "...",
          "extra": {"region_name": "eu-west-1"}}
 
-    Allowed extras: ``url``, ``endpoint_url``, ``region_name``, ``session_token``, ``anon``.
+    Allowed extras: ``conn_id`` (an ``aws`` connection with the S3 credentials), ``url``,
+    ``endpoint_url``, ``region_name``, ``session_token``, ``anon``.
     """
 
     conn_name_attr = "datum_store_conn_id"
@@ -97,30 +109,219 @@ class DatumStoreHook(BaseHook):
         """Open the store and list its repos; report the outcome without raising."""
         from airflow_datum_provider.core.store import Store
 
-        secrets: tuple[str, ...] = ()
+        secrets: list[str] = []
         try:
             conn = self.get_connection(self.datum_store_conn_id)
-            secrets = tuple(
+            secrets += [
                 str(s) for s in (conn.password, conn.extra_dejson.get("session_token")) if s
+            ]
+            url, options = _connection_store_args(
+                self.datum_store_conn_id, conn, self._aws_getter(secrets)
             )
-            url, options = _connection_store_args(self.datum_store_conn_id, conn)
             repos = sum(1 for _ in Store.open(url, storage_options=options or None).list_repos())
         except Exception as e:
-            return False, _redact(f"{type(e).__name__}: {e}", secrets)
+            return False, _redact(f"{type(e).__name__}: {e}", tuple(secrets))
         return True, f"Opened datum store {url} ({repos} repos)"
+
+    def put_files(
+        self,
+        repo: str,
+        files: Mapping[str, Any] | Iterable[tuple[str, Any]],
+        *,
+        branch: str = "master",
+        description: str = "",
+        create_repo: bool = True,
+        context: Mapping[str, Any] | None = None,
+    ) -> CommitInfo:
+        """Commit ``{store path: source}`` to ``repo@branch`` as one commit; return it.
+
+        A source is ``bytes`` (the content), ``{"text": str}`` or ``{"base64": str}`` (content
+        that can travel through XCom, which cannot carry bytes), a local file or folder path
+        (``str``), or an ``ObjectStoragePath`` (file or folder; read through its own connection). A folder is
+        put recursively below the store path. Nothing lands unless every source was read: a
+        failure deletes the open commit. When called inside a task (``context``, or the
+        current one), the commit is attached to the task's Asset event for ``repo@branch``.
+        """
+        store = self.get_store()
+        return put_files(
+            store,
+            repo,
+            files,
+            branch=branch,
+            description=description,
+            create_repo=create_repo,
+            context=context,
+        )
 
     def _store_args(self) -> tuple[str, dict[str, Any]]:
         conn = self.get_connection(self.datum_store_conn_id)
-        return _connection_store_args(self.datum_store_conn_id, conn)
+        return _connection_store_args(self.datum_store_conn_id, conn, self._aws_getter([]))
+
+    def _aws_getter(self, secrets: list[str]) -> Callable[[str], Any]:
+        def get(conn_id: str) -> Any:
+            conn = self.get_connection(conn_id)
+            token = conn.extra_dejson.get("aws_session_token")
+            secrets.extend(str(s) for s in (conn.password, token) if s)
+            return conn
+
+        return get
 
 
-def _connection_store_args(conn_id: str, conn: Any) -> tuple[str, dict[str, Any]]:
+def resolve_store(store: Any = None) -> Store:
+    """The store an operator's ``store=`` names.
+
+    A :class:`Store` is used as is; a URL string, path or ``ObjectStoragePath`` is opened; ``None``
+    means the ``datum_store_default`` connection if it exists, else ``$DATUM_STORE``, else the
+    embedded default folder (the one ``datumctl`` uses).
+    """
+    from airflow_datum_provider.core.store import Store
+
+    if isinstance(store, Store):
+        return store
+    if store is not None:
+        return Store.open(store)
+    hook = DatumStoreHook()
+    try:
+        hook.get_connection(hook.datum_store_conn_id)
+    except Exception:  # AirflowNotFoundException; the secrets backends raise their own kinds
+        from airflow_datum_provider.cli._store import default_store_url
+
+        return Store.open(os.environ.get(STORE_ENV_VAR) or default_store_url())
+    return hook.get_store()
+
+
+def put_files(
+    store: Store,
+    repo: str,
+    files: Mapping[str, Any] | Iterable[tuple[str, Any]],
+    *,
+    branch: str = "master",
+    description: str = "",
+    create_repo: bool = True,
+    context: Mapping[str, Any] | None = None,
+) -> CommitInfo:
+    """Commit sources to ``repo@branch`` in one commit (see :meth:`DatumStoreHook.put_files`)."""
+    items = list(files.items()) if isinstance(files, Mapping) else list(files)
+    if not items:
+        raise ValueError(f"put_files: nothing to commit to {repo}@{branch}; give at least one file")
+    if create_repo:
+        store.create_repo(repo, exist_ok=True)
+    commit = store.start_commit(repo, branch, description=description)
+    try:
+        for path, source in items:
+            _put_one(commit, path, source)
+        info = commit.finish()
+    except BaseException:
+        commit.abort()
+        raise
+    log.info("Committed %d sources to %s@%s: commit %s", len(items), repo, branch, info.id)
+    if context is None:
+        context = _current_context()
+    if context is not None:
+        from airflow_datum_provider.assets import emit_commit_event
+
+        emit_commit_event(context, repo, branch, info.id)
+    return info
+
+
+def _current_context() -> Mapping[str, Any] | None:
+    try:
+        from airflow.sdk import get_current_context
+
+        return get_current_context()
+    except Exception:  # outside a running task
+        return None
+
+
+def _put_one(commit: OpenCommit, path: str, source: Any) -> None:
+    if not isinstance(path, str):
+        raise ValueError(f"put_files: the store path must be a string, got {path!r}")
+    if isinstance(source, str) and not os.path.exists(source):
+        raise ValueError(
+            f"put_files: {path}: local path {source!r} does not exist (give bytes for content)"
+        )
+    if isinstance(source, Mapping):
+        # XCom cannot carry bytes: {"text": "..."} or {"base64": "..."} is content.
+        source = _content(path, source)
+    if isinstance(source, (bytes, bytearray, memoryview)):
+        commit.put_bytes(path, bytes(source))
+    elif isinstance(source, (str, os.PathLike)) and not hasattr(source, "fs"):
+        local = os.fspath(source)
+        if os.path.isdir(local):
+            commit.put_dir(path, local)
+        else:
+            commit.put_file(path, local)
+    elif hasattr(source, "fs") and hasattr(source, "open"):
+        _put_object_path(commit, path, source)
+    else:
+        raise ValueError(
+            f"put_files: {path}: a source must be bytes, {{'text': ...}}, {{'base64': ...}}, a "
+            "local path or an ObjectStoragePath, "
+            f"got {type(source).__name__}"
+        )
+
+
+def _content(path: str, source: Mapping[str, Any]) -> bytes:
+    import base64
+    import binascii
+
+    if set(source) == {"text"} and isinstance(source["text"], str):
+        return source["text"].encode()
+    if set(source) == {"base64"} and isinstance(source["base64"], str):
+        try:
+            return base64.b64decode(source["base64"], validate=True)
+        except binascii.Error as exc:
+            raise ValueError(f"put_files: {path}: 'base64' is not valid base64 ({exc})") from None
+    raise ValueError(
+        f"put_files: {path}: a content mapping is {{'text': str}} or {{'base64': str}}, "
+        f"got keys {sorted(map(str, source))}"
+    )
+
+
+def _put_object_path(commit: OpenCommit, path: str, source: Any) -> None:
+    if source.is_dir():
+        base = str(source).rstrip("/")
+        for child in sorted(source.rglob("*"), key=str):
+            if child.is_file():
+                rel = str(child)[len(base) :].lstrip("/")
+                with child.open("rb") as fh:
+                    commit.put_stream(f"{path.rstrip('/')}/{rel}", fh)
+        return
+    with source.open("rb") as fh:
+        commit.put_stream(path, fh)
+
+
+def _connection_store_args(
+    conn_id: str, conn: Any, get_aws: Callable[[str], Any] | None = None
+) -> tuple[str, dict[str, Any]]:
+    extra = dict(conn.extra_dejson)
+    login, password = conn.login, conn.password
+    aws_id = extra.pop("conn_id", None)
+    if aws_id not in (None, ""):
+        where = f"datum_store connection {conn_id!r}"
+        if not isinstance(aws_id, str):
+            raise ValueError(f"{where}: extra 'conn_id' must be a connection id string")
+        if login or password or extra.get("session_token"):
+            raise ValueError(
+                f"{where}: extra 'conn_id' ({aws_id!r}) and login/password/session_token "
+                "both give credentials; set one"
+            )
+        if get_aws is None:
+            raise ValueError(f"{where}: extra 'conn_id' needs an Airflow connection lookup")
+        aws = get_aws(aws_id)
+        aws_extra = aws.extra_dejson
+        login, password = aws.login, aws.password
+        for name in _AWS_EXTRAS:
+            value = aws_extra.get(name)
+            target = "session_token" if name == "aws_session_token" else name
+            if value not in (None, "") and target not in extra:
+                extra[target] = value
     return _store_args(
         conn_id=conn_id,
         host=conn.host,
-        login=conn.login,
-        password=conn.password,
-        extra=conn.extra_dejson,
+        login=login,
+        password=password,
+        extra=extra,
     )
 
 

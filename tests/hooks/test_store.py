@@ -138,7 +138,7 @@ def test_extra_outside_the_allowlist_is_refused(
     message = str(info.value)
     assert "\n" not in message
     assert f"extra {next(iter(extra))!r} is not allowed" in message
-    assert "allowed extras: url, anon, endpoint_url, region_name, session_token" in message
+    assert "allowed extras: conn_id, url, anon, endpoint_url, region_name, session_token" in message
 
 
 def test_refused_extra_fails_test_connection(hook_cls: type[Any], set_conn: Any) -> None:
@@ -262,3 +262,70 @@ def test_credentials_never_in_repr_or_logs(
     for text in (repr(hook), str(hook), message, bad_message, ours, out, err):
         assert secret not in text
         assert token not in text
+
+
+def _set_aws(monkeypatch: pytest.MonkeyPatch, conn_id: str, **fields: Any) -> None:
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", json.dumps({"conn_type": "aws", **fields})
+    )
+
+
+def test_s3_credentials_and_endpoint_from_an_aws_connection(
+    hook_cls: type[Any],
+    set_conn: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    s3_server: str,
+    s3_store_url: tuple[str, dict[str, Any]],
+) -> None:
+    from airflow_datum_provider.core.store import Store
+
+    url, options = s3_store_url
+    _set_aws(
+        monkeypatch,
+        "aws_for_datums",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": s3_server, "region_name": "us-east-1", "role_arn": "ignored"},
+    )
+    conn_id = set_conn(host=url, extra={"conn_id": "aws_for_datums"})
+    hook = hook_cls(datum_store_conn_id=conn_id)
+    _roundtrip(hook.get_store())
+    assert Store.open(url, storage_options=options).read_bytes("images", "master", "/a.txt") == (
+        b"hi"
+    )
+    ok, message = hook.test_connection()
+    assert ok, message
+    assert "1 repos" in message
+
+
+def test_aws_connection_and_own_credentials_conflict(
+    hook_cls: type[Any], set_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _set_aws(monkeypatch, "aws_x", login="AKIA", password="pw")
+    conn_id = set_conn(host="s3://b/p", login="AKIA2", password="pw2", extra={"conn_id": "aws_x"})
+    with pytest.raises(ValueError, match=r"extra 'conn_id' \('aws_x'\) and login/password"):
+        hook_cls(datum_store_conn_id=conn_id).get_store()
+
+
+def test_test_connection_redacts_the_aws_secret(
+    hook_cls: type[Any], set_conn: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    secret = "very-secret-aws-key-123"
+    # A local store cannot take S3 credentials: the error quotes nothing secret.
+    _set_aws(monkeypatch, "aws_y", login="AKIA", password=secret)
+    conn_id = set_conn(host="/tmp/somewhere", extra={"conn_id": "aws_y"})
+    ok, message = hook_cls(datum_store_conn_id=conn_id).test_connection()
+    assert not ok
+    assert secret not in message
+    assert "only apply to s3:// stores" in message
+
+
+def test_connection_form_fields_are_declared(airflow_home: Path) -> None:
+    from airflow_datum_provider.get_provider_info import get_provider_info
+
+    (conn,) = get_provider_info()["connection-types"]
+    fields = conn["conn-fields"]
+    assert set(fields) == {"conn_id", "endpoint_url", "region_name", "session_token", "anon"}
+    assert all(f["label"] and f["description"] for f in fields.values())
+    assert fields["session_token"]["schema"]["format"] == "password"
+    assert conn["ui-field-behaviour"]["placeholders"]["host"]
