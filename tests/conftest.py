@@ -40,6 +40,17 @@ _AWS_ENV = {
 _AWS_UNSET = ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3")
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Keep ``tmp_path`` out of ``/tmp``: user code in a datum gets a private ``/tmp``.
+
+    Where the ``/pfs`` mount namespace works, each datum set's commands see their own ``/tmp``
+    (docs/pachyderm.md), so a test whose user code writes marks into ``tmp_path`` needs
+    ``tmp_path`` elsewhere. ``/var/tmp`` is the other standard temporary root.
+    """
+    if "PYTEST_DEBUG_TEMPROOT" not in os.environ and os.access("/var/tmp", os.W_OK):
+        os.environ["PYTEST_DEBUG_TEMPROOT"] = "/var/tmp"
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark every test that uses the S3 server ``s3``, so ``-m "not s3"`` deselects them."""
     for item in items:

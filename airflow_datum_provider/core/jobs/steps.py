@@ -53,6 +53,7 @@ from airflow_datum_provider.core.sets import cut_sets
 from airflow_datum_provider.core.spec import PipelineSpec
 from airflow_datum_provider.core.states import SKIP
 from airflow_datum_provider.core.store import Store
+from airflow_datum_provider.core.worker.namespace import remove_private_tmp
 
 __all__ = [
     "JOB_TIMEOUT_REASON",
@@ -400,6 +401,7 @@ def process_set(
     finally:
         if batching is not None:
             batching.close()
+        remove_private_tmp(root)  # the set's /tmp (core.worker.namespace), kept across datums
         if own_scratch:
             remove_tree(root, ignore_errors=True)  # any depth user code left; never raises
             for folder in (root.parent, root.parent.parent):  # once no other try / set uses it

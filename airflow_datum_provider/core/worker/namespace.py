@@ -35,14 +35,27 @@ import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
-__all__ = ["PFS", "PFS_MOUNT_ENV", "pfs_mount_setting", "pfs_namespace_available", "wrap_command"]
+__all__ = [
+    "PFS",
+    "PFS_MOUNT_ENV",
+    "PRIVATE_TMP_ENV",
+    "pfs_mount_setting",
+    "pfs_namespace_available",
+    "private_tmp",
+    "private_tmp_setting",
+    "remove_private_tmp",
+    "wrap_command",
+]
 
 PFS = "/pfs"
 
 # Exit status 125 for a failed mount, like `env` / `chroot` use for their own failures.
 _SCRIPT = """\
-root=$1; wd=$2; shift 2
+root=$1; wd=$2; tmp=$3; shift 3
 mount --bind "$root" /pfs || { echo "datum worker: cannot bind $root on /pfs" >&2; exit 125; }
+if [ -n "$tmp" ]; then
+  mount --bind "$tmp" /tmp || { echo "datum worker: cannot bind $tmp on /tmp" >&2; exit 125; }
+fi
 while [ "$1" != "--" ]; do
   mount -o bind,ro "/pfs/$1" "/pfs/$1" || {
     echo "datum worker: cannot mount /pfs/$1 read-only" >&2; exit 125; }
@@ -60,10 +73,12 @@ def wrap_command(
     scratch_root: Path,
     read_only: Iterable[str] = (),
     working_dir: str = "",
+    tmp_dir: Path | None = None,
 ) -> list[str]:
     """``argv`` wrapped to run with ``/pfs`` bound to ``scratch_root`` in a private namespace.
 
-    ``read_only`` names the top-level folders (the inputs) to mount read-only.
+    ``read_only`` names the top-level folders (the inputs) to mount read-only; ``tmp_dir``, if
+    given, is bound on ``/tmp`` (a container's private ``/tmp``, see :func:`private_tmp`).
     """
     unshare = ["unshare", "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
@@ -78,10 +93,41 @@ def wrap_command(
         "datum-worker",
         str(scratch_root),
         working_dir,
+        "" if tmp_dir is None else str(tmp_dir),
         *names,
         "--",
         *argv,
     ]
+
+
+PRIVATE_TMP_ENV = "DATUM_PRIVATE_TMP"
+
+
+def private_tmp_setting() -> bool:
+    """``DATUM_PRIVATE_TMP``: ``on`` (default: a private ``/tmp`` with the namespace) / ``off``."""
+    raw = os.environ.get(PRIVATE_TMP_ENV, "").strip().lower()
+    if raw not in _SETTINGS:
+        from airflow_datum_provider.core.errors import SpecError
+
+        raise SpecError(f"{raw!r} is not one of auto, on, off, 1, 0", field=f"${PRIVATE_TMP_ENV}")
+    return _SETTINGS[raw] is not False
+
+
+def private_tmp(scratch_root: Path) -> Path:
+    """The folder bound on ``/tmp`` for the commands run in ``scratch_root`` (its sibling).
+
+    A datum set runs every datum in one scratch root, so its datums share this ``/tmp`` as a
+    container's would; the set's runner removes it when the set ends
+    (:func:`remove_private_tmp`). Without the namespace, commands use the host's ``/tmp``.
+    """
+    return scratch_root.with_name(scratch_root.name + ".tmp")
+
+
+def remove_private_tmp(scratch_root: Path) -> None:
+    """Delete :func:`private_tmp` of ``scratch_root`` (any depth; never raises)."""
+    from airflow_datum_provider.core.worker.scratch import remove_tree
+
+    remove_tree(private_tmp(scratch_root), ignore_errors=True)
 
 
 PFS_MOUNT_ENV = "DATUM_PFS_MOUNT"

@@ -46,7 +46,12 @@ from typing import TYPE_CHECKING, Any, Literal, Protocol
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.worker._process import Exit, LogSink, SinkWriter, run_command
 from airflow_datum_provider.core.worker.env import datum_env
-from airflow_datum_provider.core.worker.namespace import PFS, wrap_command
+from airflow_datum_provider.core.worker.namespace import (
+    PFS,
+    private_tmp,
+    private_tmp_setting,
+    wrap_command,
+)
 from airflow_datum_provider.core.worker.options import PythonTransform, RunOptions
 
 if TYPE_CHECKING:
@@ -164,9 +169,18 @@ class CommandRuntime:
         cwd: str | None = self.working_dir or None
         if self.use_ns:
             names = [inp.name for inp in run.datum.inputs]
+            tmp: Path | None = None
+            if private_tmp_setting():
+                tmp = private_tmp(self.root)
+                tmp.mkdir(mode=0o1777, exist_ok=True)  # /tmp's mode: any user code may write
+                tmp.chmod(0o1777)
             argv = tuple(
                 wrap_command(
-                    argv, scratch_root=self.root, read_only=names, working_dir=self.working_dir
+                    argv,
+                    scratch_root=self.root,
+                    read_only=names,
+                    working_dir=self.working_dir,
+                    tmp_dir=tmp,
                 )
             )
             cwd = None
