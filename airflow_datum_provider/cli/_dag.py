@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from typing import assert_never
 
 from airflow_datum_provider.core.jobs import JobRecords
 from airflow_datum_provider.core.spec import (
@@ -34,6 +35,8 @@ def input_branches(node: Input, pipeline: str) -> Iterator[tuple[str, str]]:
     elif isinstance(node, (CrossInput, UnionInput, JoinInput, GroupInput)):
         for child in node.inputs:
             yield from input_branches(child, pipeline)
+    else:
+        assert_never(node)
 
 
 @dataclass(frozen=True, slots=True)

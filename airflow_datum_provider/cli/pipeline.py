@@ -7,7 +7,7 @@ import sys
 import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Any
+from typing import Any, assert_never
 
 import click
 
@@ -35,6 +35,7 @@ from airflow_datum_provider.core.spec import (
     JoinInput,
     PFSInput,
     PipelineSpec,
+    UnionInput,
     UnsupportedFieldWarning,
     format_duration,
     iter_pfs_inputs,
@@ -80,18 +81,21 @@ def complete_pipeline(ctx: click.Context, param: click.Parameter, incomplete: st
 
 def input_shorthand(node: Input) -> str:
     """An input as ``pachctl list pipeline`` prints it: ``data:/*``, ``(a:/* ⨯ b:/*)``."""
-    if isinstance(node, PFSInput):
-        return f"{node.repo}:{node.glob}"
-    if isinstance(node, CronInput):
-        return f"{node.name}:{node.spec}"
-    parts = [input_shorthand(child) for child in node.inputs]
-    if isinstance(node, CrossInput):
-        return "(" + " ⨯ ".join(parts) + ")"
-    if isinstance(node, JoinInput):
-        return "(" + " ⋈ ".join(parts) + ")"
-    if isinstance(node, GroupInput):
-        return "(Group: " + ", ".join(parts) + ")"
-    return "(" + " ∪ ".join(parts) + ")"
+    match node:
+        case PFSInput():
+            return f"{node.repo}:{node.glob}"
+        case CronInput():
+            return f"{node.name}:{node.spec}"
+        case CrossInput():
+            return "(" + " ⨯ ".join(input_shorthand(c) for c in node.inputs) + ")"
+        case JoinInput():
+            return "(" + " ⋈ ".join(input_shorthand(c) for c in node.inputs) + ")"
+        case GroupInput():
+            return "(Group: " + ", ".join(input_shorthand(c) for c in node.inputs) + ")"
+        case UnionInput():
+            return "(" + " ∪ ".join(input_shorthand(c) for c in node.inputs) + ")"
+        case _:
+            assert_never(node)
 
 
 _MAX_SPEC_BYTES = 16 << 20

@@ -173,8 +173,20 @@ def _input_repos(spec: PipelineSpec) -> list[str]:
 
 
 def delete_pipeline(store: Store, name: str, *, keep_repo: bool = False) -> None:
-    """Delete a pipeline, its jobs and (unless ``keep_repo``) its output repo."""
+    """Delete a pipeline, its jobs and (unless ``keep_repo``) its output and cron repos."""
     records = JobRecords(store)
+    try:
+        spec: PipelineSpec | None = records.pipeline(name).spec
+    except LookupError:
+        spec = None
     records.delete_pipeline(name)
-    if not keep_repo and store.repo_exists(name):
-        store.delete_repo(name)
+    if keep_repo:
+        return
+    owned = [name]
+    if spec is not None:
+        owned += [
+            cron_repo(name, leaf) for leaf in iter_leaves(spec.input) if isinstance(leaf, CronInput)
+        ]
+    for repo in owned:
+        if store.repo_exists(repo):
+            store.delete_repo(repo)

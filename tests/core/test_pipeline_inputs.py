@@ -79,3 +79,13 @@ def test_tick_without_cron_input_is_an_error(store: Store) -> None:
     create_pipeline(store, _spec({"pfs": {"repo": "data", "glob": "/*"}}))
     with pytest.raises(PipelineError, match="has no cron input"):
         tick(store, "p")
+
+
+def test_deleting_a_cron_pipeline_deletes_its_cron_repo(store: Store) -> None:
+    from airflow_datum_provider.core.engine import delete_pipeline
+
+    create_pipeline(store, _spec({"cron": {"name": "tick", "spec": "@daily"}}))
+    tick(store, "p")
+    delete_pipeline(store, "p")
+    assert not store.repo_exists("p_tick")
+    assert not store.repo_exists("p")

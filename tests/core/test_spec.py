@@ -983,3 +983,30 @@ def test_dispatch_names_every_kind_and_refuses_the_unknown() -> None:
             list(pfs_leaves(bad))  # type: ignore[arg-type]
         with pytest.raises(AssertionError):
             list(spec_module.iter_leaves(bad))  # type: ignore[arg-type]
+
+
+def test_spout_spec_is_refused_naming_spout_not_input() -> None:
+    spec = {"pipeline": {"name": "s"}, "spout": {"overwrite": True}, "transform": {"cmd": ["x"]}}
+    with pytest.raises(SpecError, match=r"^spout: not supported by airflow-datum-provider: "):
+        parse_spec(spec)
+
+
+@pytest.mark.parametrize(
+    ("project", "ok"),
+    [
+        ("default", True),
+        ({"name": "default"}, True),
+        ("", True),
+        ("p", False),
+        ({"name": "p"}, False),
+    ],
+    ids=["default", "default-object", "empty", "other", "other-object"],
+)
+def test_project_default_only(project: Any, ok: bool) -> None:
+    for path in ("pipeline.project", "input.pfs.project"):
+        data = _with(path, project)
+        if ok:
+            assert parse_spec(data) == parse_spec(base_spec())
+        else:
+            with pytest.raises(SpecError, match=rf"^{path}: project 'p' is not supported"):
+                parse_spec(data)
