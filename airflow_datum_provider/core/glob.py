@@ -65,8 +65,6 @@ from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any, Literal, Protocol
 
-import re2
-
 from airflow_datum_provider.core.errors import GlobError
 
 __all__ = [
@@ -194,8 +192,10 @@ def compile_glob(pattern: str, field: str = "") -> Glob:
             field=field,
             pattern=pattern,
         )
+    import re2  # only patterns that need it pay for the import
+
     try:
-        matcher = re2.compile(r"\A" + body + r"\z", _RE2_OPTIONS)
+        matcher = re2.compile(r"\A" + body + r"\z", _re2_options())
     except re2.error as exc:
         detail = exc.args[0].decode() if exc.args and isinstance(exc.args[0], bytes) else exc
         raise GlobError(
@@ -211,14 +211,14 @@ def compile_glob(pattern: str, field: str = "") -> Glob:
     )
 
 
+@lru_cache(maxsize=1)
 def _re2_options() -> Any:
+    import re2
+
     options = re2.Options()
     options.log_errors = False  # RE2 would print to stderr; the error is raised instead
     options.max_mem = 32 << 20
     return options
-
-
-_RE2_OPTIONS = _re2_options()
 
 
 _TEMPLATE = re.compile(r"\$(?:(\$)|(\d+)|\{(\d+)\})")

@@ -1326,8 +1326,8 @@ def _load(text_or_mapping: str | Mapping[str, Any]) -> Mapping[str, Any]:
             raise SpecError("expected an object, got None (the text is empty)", field="spec")
         if len(documents) != 1:
             raise SpecError(
-                f"expected one spec, got {len(documents)} documents; use parse_specs for a "
-                "file of several pipelines",
+                f"expected one spec, got {len(documents)} documents (a file of several "
+                "pipelines is for `create pipeline -f` / parse_specs)",
                 field="spec",
             )
         (data,) = documents
