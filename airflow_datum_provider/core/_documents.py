@@ -4,8 +4,9 @@ What ``pachctl create pipeline -f`` reads, with limits so that bad input fails i
 in bounded time and memory:
 
 * YAML anchors and aliases are allowed, but the document as expanded (every alias counted
-  again) may hold at most :data:`MAX_VALUES` values, and may not refer to itself: a "billion
-  laughs" spec is refused before anything walks it.
+  again) may hold at most :data:`MAX_VALUES` values (a string counts one per 64 characters, so
+  about 12 MiB of text), and may not refer to itself: a "billion laughs" spec is refused before
+  anything walks it.
 * At most :data:`MAX_DEPTH` levels of nesting (a 5,000-deep value is refused, never a
   ``RecursionError``).
 * A key given twice in one mapping is an error naming the key (YAML and JSON; YAML merge keys
@@ -170,7 +171,7 @@ def check_bounds(value: object, where: str = "spec") -> None:
             members: Iterable[object] = (
                 obj.values() if isinstance(obj, Mapping) else cast("Iterable[object]", obj)
             )
-            total = 1 + sum(sizes.get(id(m), 1) for m in members)
+            total = 1 + sum(sizes.get(id(m)) or _weight(m) for m in members)
             if total > MAX_VALUES:
                 raise SpecError(
                     f"expands to more than {MAX_VALUES} values (YAML aliases?); refused",
@@ -183,6 +184,11 @@ def check_bounds(value: object, where: str = "spec") -> None:
 
 
 _DONE = object()
+
+
+def _weight(value: object) -> int:
+    """A scalar's share of :data:`MAX_VALUES`: 1, plus one per 64 characters of a string."""
+    return 1 + len(value) // 64 if isinstance(value, str | bytes) else 1
 
 
 def load_documents(text: str) -> list[object]:

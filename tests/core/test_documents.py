@@ -141,3 +141,12 @@ def test_several_documents_are_refused_by_parse_spec() -> None:
         "p",
         "q",
     ]
+
+
+def test_aliased_long_strings_count_their_length() -> None:
+    text = (
+        BASE + "pod_patch:\n  a: &s " + "x" * 100_000 + "\n  b: [" + ", ".join(["*s"] * 200) + "]\n"
+    )
+    with pytest.raises(SpecError, match="expands to more than") as info:
+        parse_spec(text)
+    _one_line(info)
