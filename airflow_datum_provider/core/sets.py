@@ -18,7 +18,7 @@ from typing import TypeVar
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import SpecError
 
-__all__ = ["DEFAULT_PER_WORKER", "cut_sets", "set_size"]
+__all__ = ["DEFAULT_PER_WORKER", "SetCutter", "cut_sets", "set_size"]
 
 DEFAULT_PER_WORKER = 4
 T = TypeVar("T", bound=Datum)
@@ -54,6 +54,60 @@ def set_size(
     return size
 
 
+class SetCutter:
+    """Assigns datums, one at a time in order, to sets: :func:`cut_sets` without holding any.
+
+    ``place(size)`` returns the set number of the next datum (``size``: its input bytes).
+    """
+
+    def __init__(
+        self,
+        *,
+        total: int,
+        number: int = 0,
+        size_bytes: int = 0,
+        per_worker: int = 0,
+        parallelism: int = 1,
+        max_sets: int | None = None,
+    ) -> None:
+        _check(
+            number=number,
+            size_bytes=size_bytes,
+            per_worker=per_worker,
+            parallelism=parallelism,
+            max_sets=max_sets,
+        )
+        self._by_size = bool(size_bytes and not number)
+        self._size_bytes = size_bytes
+        self._floor = math.ceil(total / max_sets) if max_sets and total else 1
+        self._size = (
+            0
+            if self._by_size
+            else set_size(
+                total,
+                number=number,
+                per_worker=per_worker,
+                parallelism=parallelism,
+                max_sets=max_sets,
+            )
+        )
+        self._set = 0
+        self._count = 0
+        self._running = 0
+
+    def place(self, size: int) -> int:
+        if self._by_size:
+            if self._running >= self._size_bytes and self._count >= self._floor:
+                self._set += 1
+                self._count = self._running = 0
+            self._running += size
+        elif self._count >= self._size:
+            self._set += 1
+            self._count = 0
+        self._count += 1
+        return self._set
+
+
 def cut_sets(
     datums: Iterable[T],
     *,
@@ -64,41 +118,23 @@ def cut_sets(
     parallelism: int = 1,
     max_sets: int | None = None,
 ) -> Iterator[list[T]]:
-    """Group datums (to process) into sets, streaming."""
-    _check(
+    """Group datums (to process) into sets, streaming (see :class:`SetCutter`)."""
+    cutter = SetCutter(
+        total=total,
         number=number,
         size_bytes=size_bytes,
         per_worker=per_worker,
         parallelism=parallelism,
         max_sets=max_sets,
     )
-    if size_bytes and not number:
-        yield from _cut_by_size(datums, size_bytes, total, max_sets)
-        return
-    size = set_size(
-        total, number=number, per_worker=per_worker, parallelism=parallelism, max_sets=max_sets
-    )
     current: list[T] = []
+    at = 0
     for datum in datums:
-        current.append(datum)
-        if len(current) >= size:
+        n = cutter.place(datum.size)
+        if n != at and current:
             yield current
             current = []
-    if current:
-        yield current
-
-
-def _cut_by_size(
-    datums: Iterable[T], size_bytes: int, total: int, max_sets: int | None
-) -> Iterator[list[T]]:
-    floor = math.ceil(total / max_sets) if max_sets and total else 1
-    current: list[T] = []
-    running = 0
-    for datum in datums:
-        if running >= size_bytes and len(current) >= floor:
-            yield current
-            current, running = [], 0
+        at = n
         current.append(datum)
-        running += datum.size
     if current:
         yield current

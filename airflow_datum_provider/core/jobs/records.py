@@ -8,13 +8,15 @@ no local paths, so any machine with the store URL can continue a job.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import json
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import IO, Any
 
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import JobNotFound, PipelineNotFound
@@ -185,9 +187,60 @@ _JOB_FIELDS = frozenset(JobInfo.__dataclass_fields__)
 _KNOWN_STATES: dict[str, DatumState] = {state: state for state in DATUM_STATES}
 
 
-def _lines(items: Iterable[dict[str, Any]]) -> bytes:
-    text = "".join(json.dumps(item, separators=(",", ":")) + "\n" for item in items)
-    return gzip.compress(text.encode(), compresslevel=1, mtime=0)
+_SPILL = 8 << 20
+
+
+class LinesWriter:
+    """Streams JSON lines, gzipped, into one store object: memory stays bounded at any size.
+
+    Up to 8 MiB of compressed output is kept in memory and written in one piece; beyond that
+    it goes to a temporary object that is moved into place on :meth:`close`.
+    """
+
+    mode = "wb"
+
+    def __init__(self, backend: Any, key: str) -> None:
+        self._backend = backend
+        self._key = key
+        self._buffer = io.BytesIO()
+        self._temp: str | None = None
+        self._out: IO[bytes] = self._buffer
+        self._gzip = gzip.GzipFile(fileobj=self, mode="wb", compresslevel=1, mtime=0)  # type: ignore[call-overload]
+        self.count = 0
+
+    def write(self, data: bytes) -> int:
+        """The compressed side (what ``GzipFile`` writes to)."""
+        if self._temp is None and self._buffer.tell() + len(data) > _SPILL:
+            self._temp, self._out = self._backend.open_write_temp()
+            self._out.write(self._buffer.getvalue())
+            self._buffer = io.BytesIO()
+        return self._out.write(data)
+
+    def flush(self) -> None:
+        """Nothing to do: the data is written on :meth:`close`."""
+
+    def add(self, item: dict[str, Any]) -> None:
+        self.add_line(json.dumps(item, separators=(",", ":")))
+
+    def add_line(self, line: str) -> None:
+        """Add one JSON line (without its newline)."""
+        self._gzip.write(line.encode() + b"\n")
+        self.count += 1
+
+    def close(self) -> None:
+        self._gzip.close()
+        if self._temp is None:
+            self._backend.write(self._key, self._buffer.getvalue())
+            return
+        self._out.close()
+        self._backend.move_into(self._temp, self._key)
+
+    def abort(self) -> None:
+        """Drop what was written (nothing reaches ``key``)."""
+        if self._temp is not None:
+            self._out.close()
+            with contextlib.suppress(OSError):
+                self._backend.delete(self._temp)
 
 
 def _unlines(data: bytes) -> Iterator[dict[str, Any]]:
@@ -307,8 +360,18 @@ class JobRecords:
     # -- datum sets, checkpoints, index -------------------------------------------------
 
     def write_set(self, job: JobInfo, number: int, datums: Iterable[Datum]) -> None:
-        key = _layout.datum_set(job.pipeline, job.id, number)
-        self.backend.write(key, _lines(d.to_dict() for d in datums))
+        writer = self.set_writer(job, number)
+        for datum in datums:
+            writer.add(datum.to_dict())
+        writer.close()
+
+    def set_writer(self, job: JobInfo, number: int) -> LinesWriter:
+        """A streaming writer of one datum set (lines of ``Datum.to_dict()``)."""
+        return LinesWriter(self.backend, _layout.datum_set(job.pipeline, job.id, number))
+
+    def skipped_writer(self, job: JobInfo) -> LinesWriter:
+        """A streaming writer of the job's skipped datums."""
+        return LinesWriter(self.backend, _layout.skipped(job.pipeline, job.id))
 
     def read_set(self, job: JobInfo, number: int) -> list[Datum]:
         key = _layout.datum_set(job.pipeline, job.id, number)
@@ -319,8 +382,10 @@ class JobRecords:
         return sorted(int(n.split(".")[0]) for n in names)
 
     def write_skipped(self, job: JobInfo, datums: Iterable[Datum]) -> None:
-        key = _layout.skipped(job.pipeline, job.id)
-        self.backend.write(key, _lines(d.to_dict() for d in datums))
+        writer = self.skipped_writer(job)
+        for datum in datums:
+            writer.add(datum.to_dict())
+        writer.close()
 
     def read_skipped(self, job: JobInfo) -> Iterator[Datum]:
         key = _layout.skipped(job.pipeline, job.id)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,7 @@ from airflow_datum_provider.core.errors import (
     MergeError,
     PipelineError,
 )
-from airflow_datum_provider.core.incremental import IndexRecord, diff_datums
+from airflow_datum_provider.core.incremental import Decision, IndexRecord, diff_datums
 from airflow_datum_provider.core.jobs.ending import (
     fail_job,
     fold_results,
@@ -40,7 +41,7 @@ from airflow_datum_provider.core.jobs.liveness import (
     stale_after,
     stop_reason,
 )
-from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
+from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, LinesWriter, now
 from airflow_datum_provider.core.merge import merge_outputs
 from airflow_datum_provider.core.plan import Planner
 from airflow_datum_provider.core.runtime.local import (
@@ -49,7 +50,7 @@ from airflow_datum_provider.core.runtime.local import (
     set_marker,
     set_scratch_parent,
 )
-from airflow_datum_provider.core.sets import cut_sets
+from airflow_datum_provider.core.sets import SetCutter
 from airflow_datum_provider.core.spec import PipelineSpec
 from airflow_datum_provider.core.states import SKIP
 from airflow_datum_provider.core.store import Store
@@ -212,44 +213,86 @@ def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> Plan
         deadline=_deadline(job, spec),  # planning counts against job_timeout too
     )
     diff = diff_datums(planner, base, every_job=spec.reprocess_spec == "every_job")
-    to_process: list[Datum] = []
-    skipped: list[Datum] = []
-    for decision in diff:
-        (skipped if decision.action == SKIP else to_process).append(decision.datum)
-    records.write_skipped(job, skipped)
-    set_spec = spec.datum_set_spec
-    refs = []
-    for number, datums in enumerate(
-        cut_sets(
-            to_process,
-            total=len(to_process),
-            number=set_spec.number if set_spec else 0,
-            size_bytes=set_spec.size_bytes if set_spec else 0,
-            per_worker=set_spec.per_worker if set_spec else 0,
-            parallelism=spec.parallelism,
-            max_sets=max_sets,
-        )
-    ):
-        records.write_set(job, number, datums)
-        refs.append(
-            SetRef(
-                pipeline=job.pipeline,
-                job=job.id,
-                set=number,
-                datums=len(datums),
-                bytes=sum(d.size for d in datums),
-            )
-        )
+    refs = _write_plan(records, job, diff, spec, max_sets)
     job = records.update_job(
         job,
-        total=len(to_process) + len(skipped),
-        skipped=len(skipped),
+        total=diff.processed + diff.skipped,
+        skipped=diff.skipped,
         sets=len(refs),
         base_job=base_id,
         planned=True,
     )
     failpoint("after-plan")
     return PlanResult(job=job, sets=tuple(refs))
+
+
+def _write_plan(
+    records: JobRecords,
+    job: JobInfo,
+    decisions: Iterable[Decision],
+    spec: PipelineSpec,
+    max_sets: int | None,
+) -> list[SetRef]:
+    """Write the skipped datums and the datum sets, streaming: memory does not grow with N.
+
+    Datums to process go to a local spool file first (sizing the sets needs their count),
+    then into one set object after another.
+    """
+    skipped = records.skipped_writer(job)
+    total = 0
+    with tempfile.TemporaryFile("w+", encoding="utf-8") as spool:
+        try:
+            for decision in decisions:
+                datum = decision.datum
+                if decision.action == SKIP:
+                    skipped.add(datum.to_dict())
+                else:
+                    line = json.dumps(datum.to_dict(), separators=(",", ":"))
+                    spool.write(f"{datum.size}\t{line}\n")
+                    total += 1
+        except BaseException:
+            skipped.abort()
+            raise
+        skipped.close()
+        set_spec = spec.datum_set_spec
+        cutter = SetCutter(
+            total=total,
+            number=set_spec.number if set_spec else 0,
+            size_bytes=set_spec.size_bytes if set_spec else 0,
+            per_worker=set_spec.per_worker if set_spec else 0,
+            parallelism=spec.parallelism,
+            max_sets=max_sets,
+        )
+        refs: list[SetRef] = []
+        writer: LinesWriter | None = None
+        current, nbytes = -1, 0
+        spool.seek(0)
+        try:
+            for row in spool:
+                size_text, _, line = row.rstrip("\n").partition("\t")
+                size = int(size_text)
+                number = cutter.place(size)
+                if number != current:
+                    if writer is not None:
+                        writer.close()
+                        refs.append(_ref(job, current, writer.count, nbytes))
+                    writer, current, nbytes = records.set_writer(job, number), number, 0
+                assert writer is not None
+                writer.add_line(line)
+                nbytes += size
+            if writer is not None:
+                writer.close()
+                refs.append(_ref(job, current, writer.count, nbytes))
+                writer = None
+        except BaseException:
+            if writer is not None:
+                writer.abort()
+            raise
+    return refs
+
+
+def _ref(job: JobInfo, number: int, datums: int, nbytes: int) -> SetRef:
+    return SetRef(pipeline=job.pipeline, job=job.id, set=number, datums=datums, bytes=nbytes)
 
 
 def set_refs(store: Store, job: JobInfo) -> tuple[SetRef, ...]:

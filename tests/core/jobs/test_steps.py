@@ -141,3 +141,31 @@ def test_a_job_records_who_started_it(store: Store) -> None:
     job = start_job(store, "copy", origin="airflow:dag/run-1")
     assert JobRecords(store).job("copy", job.id).origin == "airflow:dag/run-1"
     assert start_job(store, "copy").origin == ""
+
+
+def test_a_set_larger_than_the_memory_buffer_streams_into_place(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Set files past the 8 MiB in-memory buffer go through a temp object; all reads back."""
+    from airflow_datum_provider.core.jobs import JobRecords
+    from airflow_datum_provider.core.jobs import records as records_module
+
+    store = Store.open(tmp_path / "big")
+    store.create_repo("data")
+    with store.commit("data") as c:
+        for i in range(300):
+            c.put_bytes(f"/f{i:04d}", b"x")
+    spec = {
+        "pipeline": {"name": "big"},
+        "input": {"pfs": {"repo": "data", "glob": "/*"}},
+        "transform": {"cmd": ["true"]},
+        "datum_set_spec": {"number": 200},
+    }
+    create_pipeline(store, parse_spec(spec))
+    monkeypatch.setattr(records_module, "_SPILL", 1024)  # spill after 1 KiB, not 8 MiB
+    plan = plan_job(store, start_job(store, "big"))
+    assert [(r.set, r.datums, r.bytes) for r in plan.sets] == [(0, 200, 200), (1, 100, 100)]
+    records = JobRecords(store)
+    paths = [d.inputs[0].path for n in (0, 1) for d in records.read_set(plan.job, n)]
+    assert paths == [f"/f{i:04d}" for i in range(300)]
+    assert not store.backend.list("tmp")
