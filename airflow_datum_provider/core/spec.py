@@ -954,6 +954,8 @@ _TOP_REFUSED = {
     "s3_out": "outputs are written to /pfs/out; read them with `datumctl get file`",
     "egress": "copy outputs out after the job (`datumctl get file -r`, or an Airflow task "
     "downstream)",
+    "dry_run": "preview the datums with `datumctl list datum -f SPEC` instead; nothing is "
+    "created by that",
     "tf_job": "run the training as the transform's `cmd`",
     "determined": "run the training as the transform's `cmd`",
 }

@@ -79,6 +79,7 @@ TABLE: list[tuple[str, Any, str]] = [
     ("s3_out", True, "pfs"),
     ("egress", {"URL": "s3://b/x"}, "pfs"),
     ("tf_job", {"tf_job": "{}"}, "pfs"),
+    ("dry_run", True, "pfs"),
     ("determined", {"workspaces": ["w"]}, "pfs"),
     # input
     ("input.pfs", {"repo": "s", "glob": "/*/*"}, "pfs"),
