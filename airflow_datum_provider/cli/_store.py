@@ -5,6 +5,7 @@ Resolution order: ``--store URL``, then ``$DATUM_STORE``, then :func:`default_st
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import signal
@@ -29,7 +30,7 @@ from airflow_datum_provider.cli._errors import CliError
 from airflow_datum_provider.cli._output import human_time
 from airflow_datum_provider.cli._refs import is_commit_id
 from airflow_datum_provider.core.errors import CommitNotFound
-from airflow_datum_provider.core.store import CommitInfo, OpenCommit, Store, check_name
+from airflow_datum_provider.core.store import OWNER_PUT, CommitInfo, OpenCommit, Store, check_name
 
 __all__ = [
     "ENV_VAR",
@@ -70,8 +71,12 @@ def open_commits_on(store: Store, repo: str, branch: str) -> list[CommitInfo]:
 
 
 def only_open_commit(store: Store, repo: str, branch: str) -> CommitInfo | None:
-    """The one open commit on ``repo@branch``, or ``None``; several are an error listing ids."""
-    found = open_commits_on(store, repo, branch)
+    """The one shared open commit on ``repo@branch`` (``start commit``), or ``None``.
+
+    Commits that a put or a job opened for itself are never found through the branch (only by
+    id, and a job's not even then). Several shared ones are an error listing their ids.
+    """
+    found = [c for c in open_commits_on(store, repo, branch) if c.joinable]
     if len(found) > 1:
         ids = ", ".join(c.id for c in found)
         raise CliError(
@@ -149,7 +154,8 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
         return
     with _TerminationGuard() as guard:
         with guard.deferred():
-            commit = store.start_commit(repo, ref)
+            # The put's own commit: no other writer joins it through the branch.
+            commit = store.start_commit(repo, ref, owner=OWNER_PUT)
         try:
             guard.check()
             yield commit, True
@@ -158,7 +164,13 @@ def writing(store: Store, repo: str, ref: str) -> Iterator[tuple[OpenCommit, boo
                 commit.abort()
             raise
         with guard.deferred():
-            commit.finish()
+            try:
+                commit.finish()
+            except BaseException:
+                # A failed finish (collision, ENOSPC, S3 error) leaves no commit behind.
+                with contextlib.suppress(Exception):
+                    commit.abort()
+                raise
 
 
 def _note_open_commit(info: CommitInfo) -> None:

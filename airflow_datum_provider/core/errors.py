@@ -16,6 +16,8 @@
     │   │   └── FileNotFound
     │   ├── AlreadyExistsError      a repo or branch to create is there already
     │   ├── CommitFinishedError     a finished commit cannot be written to
+    │   ├── CommitOwnedError        an open commit belongs to another writer (a job)
+    │   ├── CorruptObjectError      a stored object does not match its name or format (``key``)
     │   └── ConflictError           a compare-and-swap lost a race (transient)
     ├── PipelineError               a pipeline or job cannot run as asked
     │   ├── PipelineNotFound (LookupError)
@@ -53,7 +55,9 @@ __all__ = [
     "ChunkingError",
     "CommitFinishedError",
     "CommitNotFound",
+    "CommitOwnedError",
     "ConflictError",
+    "CorruptObjectError",
     "DatumError",
     "FileNotFound",
     "GlobError",
@@ -181,6 +185,14 @@ class CommitFinishedError(StoreError):
     """A finished commit is immutable."""
 
     commit: str = ""
+
+
+class CommitOwnedError(StoreError):
+    """An open commit belongs to another writer (a job's output commit) and is refused."""
+
+
+class CorruptObjectError(StoreError):
+    """A stored object does not match its content hash or cannot be decoded; ``key`` names it."""
 
 
 class ConflictError(StoreError):

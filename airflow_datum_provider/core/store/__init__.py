@@ -5,6 +5,9 @@ from __future__ import annotations
 from airflow_datum_provider.core.store.manifest import Entry, Manifest
 from airflow_datum_provider.core.store.paths import check_name, clean_path
 from airflow_datum_provider.core.store.store import (
+    OWNER_JOB,
+    OWNER_PUT,
+    OWNER_SHARED,
     BranchInfo,
     CommitInfo,
     FileDiff,
@@ -15,6 +18,9 @@ from airflow_datum_provider.core.store.store import (
 )
 
 __all__ = [
+    "OWNER_JOB",
+    "OWNER_PUT",
+    "OWNER_SHARED",
     "BranchInfo",
     "CommitInfo",
     "Entry",

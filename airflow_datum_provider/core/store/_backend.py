@@ -29,7 +29,7 @@ from typing import IO, Any, Protocol
 
 from airflow_datum_provider.core.errors import ConflictError, StoreError
 
-__all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend"]
+__all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend", "put_immutable"]
 
 
 class Backend(Protocol):
@@ -42,6 +42,7 @@ class Backend(Protocol):
     def write(self, key: str, data: bytes) -> None: ...
     def create(self, key: str, data: bytes) -> bool: ...
     def exists(self, key: str) -> bool: ...
+    def size(self, key: str) -> int | None: ...
     def list(self, key: str) -> list[str]: ...
     def delete(self, key: str) -> None: ...
     def delete_tree(self, key: str) -> None: ...
@@ -64,8 +65,7 @@ class LocalBackend:
         self.root = root
         self.local_root = root
         self.url = str(root)
-        self._dirs: set[str] = set()
-        root.mkdir(parents=True, exist_ok=True)
+        self._dirs: set[str] = set()  # folders known to exist (created on first write)
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, key)
@@ -127,6 +127,12 @@ class LocalBackend:
 
     def exists(self, key: str) -> bool:
         return os.path.exists(self._path(key))
+
+    def size(self, key: str) -> int | None:
+        try:
+            return os.stat(self._path(key)).st_size
+        except FileNotFoundError:
+            return None
 
     def list(self, key: str) -> list[str]:
         try:
@@ -221,6 +227,12 @@ class FsspecBackend:
     def exists(self, key: str) -> bool:
         return bool(self.fs.exists(self._path(key)))
 
+    def size(self, key: str) -> int | None:
+        try:
+            return int(self.fs.size(self._path(key)))
+        except FileNotFoundError:
+            return None
+
     def list(self, key: str) -> list[str]:
         path = self._path(key)
         self.fs.invalidate_cache(path)
@@ -301,6 +313,22 @@ def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> 
     if protocol == "memory":
         root = "/" + root.lstrip("/")
     return FsspecBackend(fs, root, url)
+
+
+def put_immutable(backend: Backend, key: str, data: bytes) -> None:
+    """Store a content-addressed object: skip it only if the stored bytes are these bytes.
+
+    Locally the existing file is read and compared (cheaper than rewriting it, and a corrupt
+    or truncated copy is replaced). Elsewhere the object is written unconditionally: one
+    idempotent PUT instead of an existence check (HEAD, then LIST on a miss) before it.
+    """
+    if backend.local_root is not None:
+        try:
+            if backend.read(key) == data:
+                return
+        except (FileNotFoundError, NotADirectoryError):
+            pass
+    backend.write(key, data)
 
 
 def iter_chunks(fh: IO[bytes], size: int = 1 << 20) -> Iterator[bytes]:

@@ -2,15 +2,18 @@
 
 ::
 
-    FORMAT                                  {"format": "datum-store", "version": 1}
+    FORMAT                                  {"format": "datum-store", "version": 2}
     blobs/<h[:2]>/<h>                       file content, named by its BLAKE2b-256 (hex)
     chunks/<h[:2]>/<h>                      manifest chunk (gzip TSV), named by its hash
     repos/<repo>/repo.json                  repo record
-    repos/<repo>/branches/<branch>/<seq>    ref log: one immutable object per head version
-    repos/<repo>/commits/<id>.json          finished commit record (immutable once landed)
-    repos/<repo>/manifests/<id>.json        manifest index of a commit (chunk list)
-    repos/<repo>/open/<id>/info.json        an unfinished commit
+    repos/<repo>/branches/<branch>/<seq>    ref log: one immutable JSON object per head version
+                                            ({"commit": id, "record": {...}} when a commit lands)
+    repos/<repo>/commits/<id>.json          landed commit record (written after the ref CAS)
+    repos/<repo>/manifests/<h>.json         manifest index (chunk list), named by its hash
+                                            (format 1 stores: named by the commit id)
+    repos/<repo>/open/<id>/info.json        an unfinished commit (with its owner)
     repos/<repo>/open/<id>/ops/<seq>        staged changes, one sorted segment per flush
+    repos/<repo>/open/<id>/landing-<seq>    a finisher is about to create ref <seq>
     meta/...                                pipelines and jobs (see core.jobs)
 """
 
@@ -18,7 +21,8 @@ from __future__ import annotations
 
 FORMAT = "FORMAT"
 FORMAT_NAME = "datum-store"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+READABLE_VERSIONS = (1, 2)  # a version-1 store is read as it is and marked 2 when opened
 SEQ_WIDTH = 12
 
 
@@ -80,6 +84,13 @@ def open_info(repo: str, commit_id: str) -> str:
 
 def open_ops(repo: str, commit_id: str) -> str:
     return f"repos/{repo}/open/{commit_id}/ops"
+
+
+def open_landing(repo: str, commit_id: str, seq: int) -> str:
+    return f"repos/{repo}/open/{commit_id}/landing-{seq:0{SEQ_WIDTH}d}"
+
+
+LANDING_PREFIX = "landing-"
 
 
 def open_segment(repo: str, commit_id: str, seq: int) -> str:

@@ -23,9 +23,9 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from typing import NamedTuple
 
-from airflow_datum_provider.core.errors import InvalidPathError
+from airflow_datum_provider.core.errors import CorruptObjectError, InvalidPathError
 from airflow_datum_provider.core.store import _layout
-from airflow_datum_provider.core.store._backend import Backend
+from airflow_datum_provider.core.store._backend import Backend, put_immutable
 
 __all__ = ["ChunkRef", "Entry", "Manifest", "ManifestWriter", "Op", "build_manifest", "merge_ops"]
 
@@ -126,10 +126,21 @@ class Manifest:
 
 
 def read_chunk(backend: Backend, key: str) -> Iterator[Entry]:
-    text = gzip.decompress(backend.read(_layout.chunk(key))).decode()
-    for line in text.splitlines():
-        path, digest, size, tag = line.split("\t")
-        yield Entry(path, digest, int(size), tag)
+    """The entries of one chunk, checked against its hash (a mismatch is reported as corrupt)."""
+    name = _layout.chunk(key)
+    data = backend.read(name)
+    try:
+        if hashlib.blake2b(data, digest_size=32).hexdigest() != key:
+            raise ValueError(f"{len(data)} bytes that do not match its hash")
+        entries = []
+        for line in gzip.decompress(data).decode().splitlines():
+            path, digest, size, tag = line.split("\t")
+            entries.append(Entry(path, digest, int(size), tag))
+    except (ValueError, OSError, EOFError, zlib.error) as exc:
+        raise CorruptObjectError(
+            f"store {backend.url}: {name} is corrupt ({exc})", url=backend.url, key=name
+        ) from None
+    return iter(entries)
 
 
 class ManifestWriter:
@@ -233,9 +244,7 @@ class ManifestWriter:
             return
         data = gzip.compress("".join(self._lines).encode(), compresslevel=6, mtime=0)
         key = hashlib.blake2b(data, digest_size=32).hexdigest()
-        chunk_key = _layout.chunk(key)
-        if not self.backend.exists(chunk_key):
-            self.backend.write(chunk_key, data)
+        put_immutable(self.backend, _layout.chunk(key), data)
         self.chunks.append(
             ChunkRef(
                 first=self._first,

@@ -8,6 +8,7 @@ deleted; no reader ever sees a partial commit, and no lock is held that could bl
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import hashlib
 import io
@@ -17,6 +18,7 @@ import re
 import stat
 import time
 import uuid
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -28,14 +30,20 @@ from airflow_datum_provider.core.errors import (
     BranchNotFound,
     CommitFinishedError,
     CommitNotFound,
+    CommitOwnedError,
     ConflictError,
+    CorruptObjectError,
     FileNotFound,
     RepoNotFound,
-    StoreError,
     StoreFormatError,
 )
 from airflow_datum_provider.core.store import _layout
-from airflow_datum_provider.core.store._backend import Backend, iter_chunks, open_backend
+from airflow_datum_provider.core.store._backend import (
+    Backend,
+    iter_chunks,
+    open_backend,
+    put_immutable,
+)
 from airflow_datum_provider.core.store.manifest import (
     Entry,
     Manifest,
@@ -46,6 +54,9 @@ from airflow_datum_provider.core.store.manifest import (
 from airflow_datum_provider.core.store.paths import check_name, clean_dir, clean_path
 
 __all__ = [
+    "OWNER_JOB",
+    "OWNER_PUT",
+    "OWNER_SHARED",
     "BranchInfo",
     "CommitInfo",
     "FileDiff",
@@ -61,6 +72,15 @@ _STREAM_SEGMENT = 1 << 20  # compressed bytes above which a segment is streamed 
 _HEX32 = frozenset("0123456789abcdef")
 _ANY = object()  # "any head": finish() rebases onto whatever it finds
 _ANCESTRY = re.compile(r"(?:\^|~\d+)*\Z")
+_RECORD_VERSION = 2  # commit records written after their ref CAS (see _land)
+
+#: Who may write into an open commit. A shared commit (``start commit``) is joined by any writer
+#: that names its branch; a put's own commit is joined only by a writer naming its id; a job's
+#: output commit is refused to everyone but the job (``owner=OWNER_JOB``).
+OWNER_SHARED = ""
+OWNER_PUT = "put"
+OWNER_JOB = "job"
+_OWNERS = (OWNER_SHARED, OWNER_PUT, OWNER_JOB)
 
 
 def _now() -> str:
@@ -118,6 +138,14 @@ class CommitInfo:
     finished: str | None = None
     size_bytes: int = 0
     file_count: int = 0
+    owner: str = OWNER_SHARED
+    finished_by: str = ""
+    manifest: str = field(default="", repr=False)
+
+    @property
+    def joinable(self) -> bool:
+        """Whether a writer naming only the branch may write into this (open) commit."""
+        return self.owner == OWNER_SHARED
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -132,6 +160,8 @@ class CommitInfo:
             "finished": self.finished,
             "size_bytes": self.size_bytes,
             "file_count": self.file_count,
+            "owner": self.owner,
+            "finished_by": self.finished_by,
         }
 
     @classmethod
@@ -148,6 +178,9 @@ class CommitInfo:
             finished=raw.get("finished"),
             size_bytes=raw.get("size_bytes", 0),
             file_count=raw.get("file_count", 0),
+            owner=raw.get("owner", OWNER_SHARED),
+            finished_by=raw.get("finished_by", ""),
+            manifest=raw.get("manifest", ""),
         )
 
 
@@ -203,6 +236,7 @@ class OpenCommit:
     info: CommitInfo
     _ops: list[Op] = field(default_factory=list)
     _closed: bool = False
+    as_owner: str = OWNER_SHARED  # who this handle writes as (recorded as ``finished_by``)
 
     @property
     def id(self) -> str:
@@ -228,7 +262,7 @@ class OpenCommit:
     def put_bytes(self, path: str, data: bytes, *, append: bool = False, tag: str = "") -> str:
         """Stage ``data`` at ``path``; return its content hash."""
         path = clean_path(path)
-        digest = self.store._put_blob_bytes(data)
+        digest = self.store.put_blob(data)[0]
         self._stage(Op("A" if append else "P", path, digest, len(data), tag))
         return digest
 
@@ -237,7 +271,7 @@ class OpenCommit:
     ) -> str:
         """Stage the content of a binary stream, hashed while it is copied (constant memory)."""
         path = clean_path(path)
-        digest, size = self.store._put_blob_stream(stream)
+        digest, size = self.store.put_blob(stream)
         self._stage(Op("A" if append else "P", path, digest, size, tag))
         return digest
 
@@ -362,15 +396,22 @@ class OpenCommit:
         self.flush()
         self._check_still_open()
         info = self.info if description is None else replace(self.info, description=description)
-        done = self.store._land(info, expected_parent)
+        try:
+            done = self.store._land(info, expected_parent, self.as_owner)
+        except (CommitFinishedError, CommitNotFound):
+            self._closed = True
+            raise
         self._closed = True
         return done
 
     def abort(self) -> None:
-        """Drop the commit and everything staged in it."""
+        """Drop the commit and everything staged in it (nothing happens if it landed)."""
         self._ops = []
         self._closed = True
-        self.store.delete_commit(self.repo, self.id)
+        try:
+            self.store.delete_commit(self.repo, self.id, owner=self.as_owner)
+        except (CommitFinishedError, CommitNotFound):
+            pass
 
     def __enter__(self) -> OpenCommit:
         return self
@@ -385,23 +426,32 @@ class OpenCommit:
 
 
 class Store:
-    """A versioned store rooted at one URL (local folder, ``memory://``, ``s3://``, ...)."""
+    """A versioned store rooted at one URL (local folder, ``memory://``, ``s3://``, ...).
+
+    Constructing one does no I/O; :meth:`open` checks (or writes) the ``FORMAT`` file.
+    """
 
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._manifests: dict[str, Manifest] = {}
-        self._check_format()
 
     @classmethod
     def open(cls, url: Any, *, storage_options: Mapping[str, Any] | None = None) -> Store:
         """Open (and initialise, if empty) the store at ``url``."""
-        return cls(open_backend(url, storage_options))
+        store = cls(open_backend(url, storage_options))
+        store.check_format()
+        return store
 
     @property
     def url(self) -> str:
         return self.backend.url
 
-    def _check_format(self) -> None:
+    def check_format(self) -> None:
+        """Read ``FORMAT`` (writing it in an empty root); refuse a store this code cannot read.
+
+        A version-1 store (the previous layout) is read as it is; opening it marks it version 2
+        so that an older release refuses it instead of misreading the new refs.
+        """
         try:
             raw = self.backend.read(_layout.FORMAT)
         except FileNotFoundError:
@@ -411,8 +461,7 @@ class Store:
                     "not a datum store; point the store at an empty or new folder",
                     url=self.url,
                 ) from None
-            body = {"format": _layout.FORMAT_NAME, "version": _layout.FORMAT_VERSION}
-            self.backend.create(_layout.FORMAT, json.dumps(body).encode())
+            self.backend.create(_layout.FORMAT, _format_body())
             raw = self.backend.read(_layout.FORMAT)
         try:
             meta = json.loads(raw)
@@ -421,25 +470,39 @@ class Store:
             raise StoreFormatError(
                 f"store {self.url}: unreadable FORMAT file ({exc})", url=self.url
             ) from exc
-        if name != _layout.FORMAT_NAME or version != _layout.FORMAT_VERSION:
+        if name != _layout.FORMAT_NAME or version not in _layout.READABLE_VERSIONS:
             raise StoreFormatError(
                 f"store {self.url} has format {name!r} version {version!r}; this "
-                f"airflow-datum-provider reads {_layout.FORMAT_NAME!r} version "
-                f"{_layout.FORMAT_VERSION} only",
+                f"airflow-datum-provider reads {_layout.FORMAT_NAME!r} versions "
+                f"{', '.join(map(str, _layout.READABLE_VERSIONS))} only",
                 url=self.url,
                 version=version,
             )
+        if version != _layout.FORMAT_VERSION:
+            self.backend.write(_layout.FORMAT, _format_body())
 
     # -- json helpers -------------------------------------------------------------------
+
+    def _corrupt(self, key: str, detail: str) -> CorruptObjectError:
+        return CorruptObjectError(
+            f"store {self.url}: {key} is corrupt ({detail})", url=self.url, key=key
+        )
 
     def _read_json(self, key: str) -> Any:
         data = self.backend.read(key)
         try:
             return json.loads(data)
         except ValueError as exc:
-            raise StoreError(
-                f"store {self.url}: {key} is corrupt (not JSON: {exc})", url=self.url, key=key
-            ) from None
+            raise self._corrupt(key, f"not JSON: {exc}") from None
+
+    def _read_record(self, key: str) -> dict[str, Any]:
+        """A JSON object with the fields of a commit record, or a corrupt-object error."""
+        raw = self._read_json(key)
+        if not isinstance(raw, dict) or not all(
+            isinstance(raw.get(k), str) for k in ("repo", "id", "branch", "started")
+        ):
+            raise self._corrupt(key, "not a commit record")
+        return raw
 
     def _write_json(self, key: str, value: Any) -> None:
         self.backend.write(key, json.dumps(value, separators=(",", ":")).encode())
@@ -458,10 +521,13 @@ class Store:
 
     def _require_repo(self, name: str) -> dict[str, Any]:
         check_name(name, "repo")
+        key = _layout.repo_record(name)
         try:
-            raw: dict[str, Any] = self._read_json(_layout.repo_record(name))
+            raw = self._read_json(key)
         except FileNotFoundError:
             raise RepoNotFound(f"repo {name!r} not found", repo=name) from None
+        if not isinstance(raw, dict) or not isinstance(raw.get("created"), str):
+            raise self._corrupt(key, "not a repo record")
         return raw
 
     def repo_exists(self, name: str) -> bool:
@@ -503,16 +569,53 @@ class Store:
     def _ref_log(self, repo: str, branch: str) -> list[str]:
         return [n for n in self.backend.list(_layout.branch_dir(repo, branch)) if n.isdigit()]
 
-    def _head(self, repo: str, branch: str) -> tuple[int, str | None] | None:
-        """(sequence, head commit id) of a branch, or ``None`` if it does not exist."""
+    def _read_ref(
+        self, repo: str, branch: str, seq: int
+    ) -> tuple[str | None, dict[str, Any] | None]:
+        """(commit id or ``None``, the landed record it carries or ``None``) of one ref version.
+
+        Refs are self-checking JSON (``{"commit": id}``, plus ``"record"`` when a commit landed
+        by it); a format-1 ref is the bare id. Anything else is reported as corrupt, by name.
+        """
+        key = _layout.ref(repo, branch, seq)
+        data = self.backend.read(key)
+        where = f"ref {seq} of {repo}@{branch}"
+        if data[:1] == b"{":
+            try:
+                raw = json.loads(data)
+                commit = raw["commit"]
+                record = raw.get("record")
+            except (ValueError, KeyError, TypeError) as exc:
+                raise self._corrupt(key, f"{where}: {type(exc).__name__}: {exc}") from None
+            if commit is not None and not _is_id(commit):
+                raise self._corrupt(key, f"{where}: {commit!r} is not a commit id")
+            if record is not None and (not isinstance(record, dict) or record.get("id") != commit):
+                raise self._corrupt(key, f"{where}: its record is not commit {commit}")
+            return commit, record
+        text = data.decode("ascii", errors="replace")
+        if not text:
+            return None, None  # format 1: an empty branch
+        if not _is_id(text):
+            raise self._corrupt(key, f"{where}: {text[:40]!r} is not a commit id")
+        return text, None
+
+    def _head_state(
+        self, repo: str, branch: str
+    ) -> tuple[int, str | None, dict[str, Any] | None] | None:
+        """(sequence, head commit id, its landed record if the ref carries it), or ``None``."""
         check_name(repo, "repo")
         check_name(branch, "branch")
         versions = self._ref_log(repo, branch)
         if not versions:
             return None
         seq = int(versions[-1])
-        head = self.backend.read(_layout.ref(repo, branch, seq)).decode() or None
-        return seq, head
+        head, record = self._read_ref(repo, branch, seq)
+        return seq, head, record
+
+    def _head(self, repo: str, branch: str) -> tuple[int, str | None] | None:
+        """(sequence, head commit id) of a branch, or ``None`` if it does not exist."""
+        state = self._head_state(repo, branch)
+        return None if state is None else (state[0], state[1])
 
     def branch_head(self, repo: str, branch: str) -> str | None:
         """The head commit id of a branch; ``None`` if the branch is empty.
@@ -545,7 +648,7 @@ class Store:
         while True:
             state = self._head(repo, branch)
             seq = 0 if state is None else state[0] + 1
-            if self.backend.create(_layout.ref(repo, branch, seq), (head_id or "").encode()):
+            if self.backend.create(_layout.ref(repo, branch, seq), _ref_body(head_id)):
                 return BranchInfo(repo=repo, name=branch, head=head_id)
 
     def ensure_branch(self, repo: str, branch: str) -> bool:
@@ -583,14 +686,24 @@ class Store:
         description: str = "",
         origin: str = "user",
         provenance: Iterable[str] = (),
+        owner: str = OWNER_SHARED,
     ) -> OpenCommit:
-        """Open a new commit on ``branch`` (created if missing). Finish it to publish it."""
+        """Open a new commit on ``branch`` (created if missing). Finish it to publish it.
+
+        ``owner`` says who may write into it: :data:`OWNER_SHARED` (any writer naming the
+        branch, as after ``start commit``), :data:`OWNER_PUT` (a put's own commit: only writers
+        naming its id) or :data:`OWNER_JOB` (a job's output: only ``owner=OWNER_JOB`` callers).
+        """
+        if owner not in _OWNERS:
+            raise ValueError(f"owner {owner!r} is not one of {_OWNERS}")
         self._require_repo(repo)
         check_name(branch, "branch")
         state = self._head(repo, branch)
         if state is None:
-            self.create_branch(repo, branch)
-            state = (0, None)
+            # Create version 0 only: a concurrent writer that created the branch (and maybe
+            # landed on it) meanwhile must not be reset to empty, as create_branch would.
+            self.backend.create(_layout.ref(repo, branch, 0), _ref_body(None))
+            state = self._head(repo, branch) or (0, None)
         info = CommitInfo(
             repo=repo,
             id=uuid.uuid4().hex,
@@ -600,22 +713,38 @@ class Store:
             description=description,
             provenance=tuple(provenance),
             started=_now(),
+            owner=owner,
         )
         self._write_json(_layout.open_info(repo, info.id), info.to_dict())
-        return OpenCommit(self, info)
+        return OpenCommit(self, info, as_owner=owner)
 
     def commit(self, repo: str, branch: str = "master", **kwargs: Any) -> OpenCommit:
         """``with store.commit(repo, branch) as c: c.put_bytes(...)``: finish on success."""
         return self.start_commit(repo, branch, **kwargs)
 
-    def open_commit(self, repo: str, commit_id: str) -> OpenCommit:
-        """Re-open an unfinished commit (for example from another ``datumctl`` call)."""
+    def _check_owner(self, info: CommitInfo, owner: str, verb: str) -> None:
+        if info.owner == OWNER_JOB and owner != OWNER_JOB:
+            raise CommitOwnedError(
+                f"commit {info.repo}@{info.id} is the output commit of job {info.id} of "
+                f"pipeline {info.repo}; only the job may {verb} it (to end the job: "
+                f"datumctl stop job {info.repo}@{info.id})",
+                repo=info.repo,
+                commit=info.id,
+            )
+
+    def open_commit(self, repo: str, commit_id: str, *, owner: str = OWNER_SHARED) -> OpenCommit:
+        """Re-open an unfinished commit (for example from another ``datumctl`` call).
+
+        A job's output commit is refused (:class:`CommitOwnedError`) unless ``owner`` is
+        :data:`OWNER_JOB`.
+        """
         self._require_repo(repo)
         _check_commit_id(repo, commit_id)
+        key = _layout.open_info(repo, commit_id)
         try:
-            raw = self._read_json(_layout.open_info(repo, commit_id))
+            raw = self._read_record(key)
         except FileNotFoundError:
-            if self.backend.exists(_layout.commit(repo, commit_id)):
+            if self._finished_record(repo, commit_id) is not None:
                 raise CommitFinishedError(
                     f"commit {repo}@{commit_id} is finished; finished commits are immutable",
                     commit=commit_id,
@@ -623,14 +752,20 @@ class Store:
             raise CommitNotFound(
                 f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
             ) from None
-        return OpenCommit(self, CommitInfo.from_dict(raw))
+        info = CommitInfo.from_dict(raw)
+        if self._finished_record(repo, commit_id) is not None:
+            raise CommitFinishedError(
+                f"commit {repo}@{commit_id} is finished; finished commits are immutable",
+                commit=commit_id,
+            )
+        self._check_owner(info, owner, "write into or finish")
+        return OpenCommit(self, info, as_owner=owner)
 
-    def _landed(self, repo: str, commit_id: str, record: Mapping[str, Any]) -> bool:
-        """Whether a commit record belongs to a commit whose ref CAS succeeded.
+    def _landed_legacy(self, repo: str, commit_id: str, record: Mapping[str, Any]) -> bool:
+        """Whether a format-1 record (written before its ref CAS) belongs to a landed commit.
 
-        ``_land`` writes the record (with the ref version it is about to create, ``ref_seq``)
-        before the CAS and removes the open folder after it. So: no open folder means landed;
-        with one, the commit landed only if the ref version it aimed at names it.
+        No open folder means landed; with one, the commit landed only if the ref version it
+        aimed at (``ref_seq``) names it.
         """
         if not self.backend.exists(_layout.open_info(repo, commit_id)):
             return True
@@ -638,24 +773,62 @@ class Store:
         if not isinstance(seq, int):
             return False
         try:
-            ref = self.backend.read(_layout.ref(repo, record["branch"], seq))
+            ref = self._read_ref(repo, record["branch"], seq)[0]
         except FileNotFoundError:
             return False
-        return ref.decode() == commit_id
+        return ref == commit_id
+
+    def _landed_unrecorded(self, repo: str, commit_id: str) -> dict[str, Any] | None:
+        """The record of a commit whose ref CAS succeeded but whose record is not written yet.
+
+        A finisher marks ``open/<id>/landing-<seq>`` before it creates ref ``seq`` (the ref
+        carries the record). If such a ref names the commit, the record is written here (the
+        finisher died or is about to) and returned.
+        """
+        for seq, branch in self._landing_marks(repo, commit_id):
+            try:
+                named, record = self._read_ref(repo, branch, seq)
+            except FileNotFoundError:
+                continue
+            if named == commit_id and record is not None:
+                self._write_json(_layout.commit(repo, commit_id), record)
+                return record
+        return None
+
+    def _landing_marks(self, repo: str, commit_id: str) -> list[tuple[int, str]]:
+        marks = []
+        for name in self.backend.list(_layout.open_dir(repo, commit_id)):
+            if name.startswith(_layout.LANDING_PREFIX):
+                seq = name[len(_layout.LANDING_PREFIX) :]
+                if seq.isdigit():
+                    try:
+                        branch = self.backend.read(_layout.open_landing(repo, commit_id, int(seq)))
+                    except FileNotFoundError:
+                        continue
+                    marks.append((int(seq), branch.decode("utf-8", errors="replace")))
+        return marks
 
     def _finished_record(
         self, repo: str, commit_id: str, *, trusted: bool = False
     ) -> CommitInfo | None:
         """The landed commit record of ``commit_id``, or ``None``.
 
-        ``trusted`` skips the landed check for ids read from a ref or a landed commit's parent.
+        ``trusted`` skips the landed check of format-1 records for ids read from a ref or a
+        landed commit's parent (format-2 records exist only once their commit landed).
         """
+        key = _layout.commit(repo, commit_id)
         try:
-            raw = self._read_json(_layout.commit(repo, commit_id))
+            raw: dict[str, Any] | None = self._read_record(key)
         except FileNotFoundError:
+            raw = self._landed_unrecorded(repo, commit_id)
+            if raw is None:
+                return None
+        assert raw is not None
+        legacy = raw.get("v") != _RECORD_VERSION
+        if legacy and not trusted and not self._landed_legacy(repo, commit_id, raw):
             return None
-        if not trusted and not self._landed(repo, commit_id, raw):
-            return None
+        if raw.get("id") != commit_id:
+            raise self._corrupt(key, f"the record is of commit {raw.get('id')!r}")
         return CommitInfo.from_dict(raw)
 
     def list_open_commits(self, repo: str) -> list[CommitInfo]:
@@ -664,7 +837,7 @@ class Store:
         result = []
         for commit_id in self.backend.list(_layout.open_commits(repo)):
             try:
-                raw = self._read_json(_layout.open_info(repo, commit_id))
+                raw = self._read_record(_layout.open_info(repo, commit_id))
             except FileNotFoundError:
                 continue
             info = CommitInfo.from_dict(raw)
@@ -675,8 +848,12 @@ class Store:
             result.append(info)
         return sorted(result, key=lambda c: c.started)
 
-    def delete_commit(self, repo: str, commit_id: str) -> None:
-        """Delete an unfinished commit. Finished commits are immutable and cannot be deleted."""
+    def delete_commit(self, repo: str, commit_id: str, *, owner: str = OWNER_SHARED) -> None:
+        """Delete an unfinished commit. Finished commits are immutable and cannot be deleted.
+
+        A job's output commit is refused (:class:`CommitOwnedError`) unless ``owner`` is
+        :data:`OWNER_JOB`.
+        """
         self._require_repo(repo)
         _check_commit_id(repo, commit_id)
         finished = self._finished_record(repo, commit_id)
@@ -686,14 +863,19 @@ class Store:
                 f"commit {repo}@{commit_id} is finished and cannot be deleted",
                 commit=commit_id,
             )
-        if not self.backend.exists(_layout.open_info(repo, commit_id)):
+        try:
+            info = CommitInfo.from_dict(self._read_record(_layout.open_info(repo, commit_id)))
+        except FileNotFoundError:
             raise CommitNotFound(
                 f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
-            )
-        # A writer killed between writing the record and the CAS left these: the record goes
-        # first, so that no crash here can make the commit look landed.
-        self.backend.delete(_layout.commit(repo, commit_id))
-        self.backend.delete(_layout.manifest(repo, commit_id))
+            ) from None
+        self._check_owner(info, owner, "delete")
+        # A format-1 writer killed between writing its record and the CAS left these: the
+        # record goes first, so that no crash here can make the commit look landed.
+        with contextlib.suppress(FileNotFoundError, CorruptObjectError):
+            if self._read_record(_layout.commit(repo, commit_id)).get("v") != _RECORD_VERSION:
+                self.backend.delete(_layout.commit(repo, commit_id))
+                self.backend.delete(_layout.manifest(repo, commit_id))
         self.backend.delete_tree(_layout.open_dir(repo, commit_id))
 
     def _segments(self, info: CommitInfo) -> list[Iterable[Op]]:
@@ -708,28 +890,80 @@ class Store:
             key = f"{folder}/{name}"
             data = self.backend.read(key)
             if len(data) < _STREAM_SEGMENT:
-                segments.append(list(_parse_ops(gzip.decompress(data).decode().split("\n"))))
+                try:
+                    text = gzip.decompress(data).decode()
+                except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+                    raise self._corrupt(key, f"{type(exc).__name__}: {exc}") from None
+                segments.append(list(_parse_ops(text.split("\n"), self._corrupt, key)))
             else:
-                segments.append(_StreamedSegment(self.backend, key))
+                segments.append(_StreamedSegment(self, key))
         return segments
 
     def _append(self, old: Entry | None, op: Op) -> Entry:
         if old is None:
             return Entry(op.path, op.hash, op.size, op.tag)
-        with (
-            self.backend.open_read(_layout.blob(old.hash)) as first,
-            self.backend.open_read(_layout.blob(op.hash)) as second,
-        ):
-            digest, size = self._put_blob_stream(_Concat(first, second))
+        with self.open_blob(old.hash) as first, self.open_blob(op.hash) as second:
+            digest, size = self.put_blob(_Concat(first, second))
         return Entry(op.path, digest, size, op.tag)
 
-    def _land(self, info: CommitInfo, expected_parent: str | None | object = _ANY) -> CommitInfo:
-        """Build the manifest over the current head and CAS the branch; rebase on conflict."""
+    def _already_finished(self, info: CommitInfo) -> CommitFinishedError:
+        return CommitFinishedError(
+            f"commit {info.repo}@{info.id} is already finished (by another writer)",
+            commit=info.id,
+        )
+
+    def _refuse_if_landed(self, info: CommitInfo) -> None:
+        """Raise if another finisher landed this commit (or deleted it) meanwhile.
+
+        Called after reading the head: any landing at a ref version up to that head marked
+        ``landing-<seq>`` before its CAS (seen by the listing), or wrote the record before
+        cleaning up (seen by the read after the listing).
+        """
+        repo = info.repo
+        names = self.backend.list(_layout.open_dir(repo, info.id))
+        try:
+            if self._read_record(_layout.commit(repo, info.id)).get("v") == _RECORD_VERSION:
+                raise self._already_finished(info)
+        except FileNotFoundError:
+            pass
+        if "info.json" not in names:
+            raise CommitNotFound(
+                f"commit {info.id!r} not found in repo {repo!r} (deleted?)",
+                repo=repo,
+                commit=info.id,
+            )
+        for name in names:
+            if (
+                name.startswith(_layout.LANDING_PREFIX)
+                and name[len(_layout.LANDING_PREFIX) :].isdigit()
+            ):
+                seq = int(name[len(_layout.LANDING_PREFIX) :])
+                with contextlib.suppress(FileNotFoundError):
+                    if self._read_ref(repo, info.branch, seq)[0] == info.id:
+                        raise self._already_finished(info)
+
+    def _land(
+        self,
+        info: CommitInfo,
+        expected_parent: str | None | object = _ANY,
+        finished_by: str = OWNER_SHARED,
+    ) -> CommitInfo:
+        """Build the manifest over the current head and CAS the branch; rebase on conflict.
+
+        The manifest is named by its hash and the new ref carries the whole commit record, so
+        two finishers of one commit never overwrite each other's objects: whichever creates
+        the ref lands, the other finds its id there (or a ``landing-`` mark naming a ref that
+        holds it) and raises :class:`CommitFinishedError`. ``commits/<id>.json`` is written
+        after the CAS (by the finisher, or by the first reader that needs it).
+        """
         segments = self._segments(info)
         repo, branch = info.repo, info.branch
         while True:
             state = self._head(repo, branch)
             seq, head = (0, None) if state is None else state
+            if head == info.id:
+                raise self._already_finished(info)
+            self._refuse_if_landed(info)
             if expected_parent is not _ANY and head != expected_parent:
                 raise ConflictError(
                     f"branch {repo}@{branch} moved: head is {head or 'empty'}, expected "
@@ -741,17 +975,31 @@ class Store:
             base = self._manifest(parent) if parent else None
             writer = ManifestWriter(self.backend)
             manifest = build_manifest(writer, self.backend, base, segments, self._append)
-            self.backend.write(_layout.manifest(repo, info.id), manifest.to_json())
+            body = manifest.to_json()
+            manifest_key = hashlib.blake2b(body, digest_size=32).hexdigest()
+            put_immutable(self.backend, _layout.manifest(repo, manifest_key), body)
             done = replace(
                 info,
                 parent=head,
                 finished=_now(),
                 size_bytes=manifest.size,
                 file_count=manifest.count,
+                finished_by=finished_by,
+                manifest=manifest_key,
             )
-            self._write_json(_layout.commit(repo, info.id), {**done.to_dict(), "ref_seq": seq + 1})
-            if self.backend.create(_layout.ref(repo, branch, seq + 1), info.id.encode()):
+            record = {
+                **done.to_dict(),
+                "manifest": manifest_key,
+                "ref_seq": seq + 1,
+                "v": _RECORD_VERSION,
+            }
+            self.backend.write(_layout.open_landing(repo, info.id, seq + 1), branch.encode())
+            if self.backend.create(_layout.ref(repo, branch, seq + 1), _ref_body(info.id, record)):
                 break
+            with contextlib.suppress(FileNotFoundError):
+                if self._read_ref(repo, branch, seq + 1)[0] == info.id:
+                    raise self._already_finished(info)
+        self._write_json(_layout.commit(repo, info.id), record)
         self.backend.delete_tree(_layout.open_dir(repo, info.id))
         self._manifests[info.id] = manifest
         return done
@@ -823,7 +1071,7 @@ class Store:
         if found is not None:
             return found
         try:
-            return CommitInfo.from_dict(self._read_json(_layout.open_info(repo, commit_id)))
+            return CommitInfo.from_dict(self._read_record(_layout.open_info(repo, commit_id)))
         except FileNotFoundError:
             raise CommitNotFound(
                 f"commit {commit_id!r} not found in repo {repo!r}", repo=repo, commit=commit_id
@@ -847,7 +1095,14 @@ class Store:
         if branch is not None:
             commit_id = self._resolve(repo, branch) if self.branch_head(repo, branch) else None
             count = 0
+            seen: set[str] = set()
             while commit_id is not None and (number is None or count < number):
+                if commit_id in seen:
+                    raise self._corrupt(
+                        _layout.commit(repo, commit_id),
+                        f"the history of {repo}@{branch} loops back to commit {commit_id}",
+                    )
+                seen.add(commit_id)
                 # Ids on a landed commit's parent chain are landed: no per-commit check.
                 found = self._finished_record(repo, commit_id, trusted=True)
                 if found is None:
@@ -912,7 +1167,14 @@ class Store:
             )
         cached = self._manifests.get(info.id)
         if cached is None:
-            cached = Manifest.from_json(self.backend.read(_layout.manifest(info.repo, info.id)))
+            key = _layout.manifest(info.repo, info.manifest or info.id)
+            data = self.backend.read(key)
+            if info.manifest and hashlib.blake2b(data, digest_size=32).hexdigest() != info.manifest:
+                raise self._corrupt(key, "its content does not match its hash")
+            try:
+                cached = Manifest.from_json(data)
+            except (ValueError, KeyError, TypeError) as exc:
+                raise self._corrupt(key, f"not a manifest: {type(exc).__name__}: {exc}") from None
             if len(self._manifests) > 256:
                 self._manifests.clear()
             self._manifests[info.id] = cached
@@ -1002,12 +1264,22 @@ class Store:
         return self.open_blob(entry.hash)
 
     def open_blob(self, digest: str) -> IO[bytes]:
-        return self.backend.open_read(_layout.blob(digest))
+        """Stream a blob; its hash is checked as it is read (a mismatch raises at the end)."""
+        key = _layout.blob(digest)
+        return io.BufferedReader(_VerifyingReader(self, key, digest, self.backend.open_read(key)))
+
+    def read_blob(self, digest: str) -> bytes:
+        """The whole content of a blob, checked against its hash."""
+        key = _layout.blob(digest)
+        data = self.backend.read(key)
+        if hashlib.blake2b(data, digest_size=32).hexdigest() != digest:
+            raise self._corrupt(key, f"{len(data)} bytes that do not match its hash")
+        return data
 
     def read_bytes(self, repo: str, ref: str, path: str) -> bytes:
         """The whole content of one file."""
         _, entry = self._file_entry(repo, ref, path)
-        return self.backend.read(_layout.blob(entry.hash))
+        return self.read_blob(entry.hash)
 
     def blob_path(self, digest: str) -> Path | None:
         """The local path of a blob when the store is a local folder (for hard links)."""
@@ -1051,11 +1323,19 @@ class Store:
 
     # -- blobs --------------------------------------------------------------------------
 
+    def put_blob(self, data: bytes | IO[bytes] | BinaryIO | _Concat) -> tuple[str, int]:
+        """Store content (bytes or a binary stream) as a blob; return ``(hash, size)``.
+
+        Streams are hashed while they are copied (constant memory). A blob already stored under
+        that hash is kept only if its bytes match: a corrupted or truncated one is rewritten.
+        """
+        if isinstance(data, bytes):
+            return self._put_blob_bytes(data), len(data)
+        return self._put_blob_stream(data)
+
     def _put_blob_bytes(self, data: bytes) -> str:
         digest = hashlib.blake2b(data, digest_size=32).hexdigest()
-        key = _layout.blob(digest)
-        if not self.backend.exists(key):
-            self.backend.write(key, data)
+        put_immutable(self.backend, _layout.blob(digest), data)
         return digest
 
     def _put_blob_stream(self, stream: IO[bytes] | BinaryIO | _Concat) -> tuple[str, int]:
@@ -1072,37 +1352,85 @@ class Store:
                     out.write(data)
                     size += len(data)
             digest = hasher.hexdigest()
-            if self.backend.exists(_layout.blob(digest)):
+            key = _layout.blob(digest)
+            if self.backend.local_root is None and self.backend.size(key) == size:
+                # Remote: a same-size object under this hash is kept (rewriting would copy it
+                # server-side); reads still check the hash. Locally the rename is free.
                 self.backend.delete(temp_key)
             else:
-                self.backend.move_into(temp_key, _layout.blob(digest))
+                self.backend.move_into(temp_key, key)
         except BaseException:
             self.backend.delete(temp_key)
             raise
         return digest, size
 
 
-def _parse_ops(lines: Iterable[str]) -> Iterator[Op]:
+class _VerifyingReader(io.RawIOBase):
+    """A blob stream that hashes what it returns and raises at its end on a mismatch."""
+
+    def __init__(self, store: Store, key: str, digest: str, raw: IO[bytes]) -> None:
+        self._store = store
+        self._key = key
+        self._digest = digest
+        self._raw = raw
+        self._hasher = _hasher()
+        self._size = 0
+        self._checked = False
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        data = self._raw.read(len(view))
+        n = len(data)
+        if n:
+            view[:n] = data
+            self._hasher.update(data)
+            self._size += n
+        elif not self._checked:
+            self._checked = True
+            if self._hasher.hexdigest() != self._digest:
+                raise self._store._corrupt(
+                    self._key, f"{self._size} bytes that do not match its hash"
+                )
+        return n
+
+    def close(self) -> None:
+        with contextlib.suppress(Exception):
+            self._raw.close()
+        super().close()
+
+
+def _parse_ops(
+    lines: Iterable[str], corrupt: Callable[[str, str], CorruptObjectError], key: str
+) -> Iterator[Op]:
     for line in lines:
         if line:
-            kind, path, digest, size, tag = line.rstrip("\n").split("\t")
-            yield Op(kind, path, digest, int(size), tag)
+            try:
+                kind, path, digest, size, tag = line.rstrip("\n").split("\t")
+                yield Op(kind, path, digest, int(size), tag)
+            except ValueError:
+                raise corrupt(key, f"bad op line {line[:60]!r}") from None
 
 
 class _StreamedSegment:
     """A large op segment read line by line each time it is iterated."""
 
-    def __init__(self, backend: Backend, key: str) -> None:
-        self.backend = backend
+    def __init__(self, store: Store, key: str) -> None:
+        self.store = store
         self.key = key
 
     def __iter__(self) -> Iterator[Op]:
-        with (
-            self.backend.open_read(self.key) as raw,
-            gzip.GzipFile(fileobj=raw, mode="rb") as unzipped,
-            io.TextIOWrapper(unzipped, encoding="utf-8", newline="\n") as text,
-        ):
-            yield from _parse_ops(text)
+        try:
+            with (
+                self.store.backend.open_read(self.key) as raw,
+                gzip.GzipFile(fileobj=raw, mode="rb") as unzipped,
+                io.TextIOWrapper(unzipped, encoding="utf-8", newline="\n") as text,
+            ):
+                yield from _parse_ops(text, self.store._corrupt, self.key)
+        except (OSError, EOFError, UnicodeDecodeError, zlib.error) as exc:
+            raise self.store._corrupt(self.key, f"{type(exc).__name__}: {exc}") from None
 
 
 def _chain(head: bytes, stream: Any) -> Iterator[bytes]:
@@ -1156,6 +1484,21 @@ def _drop_deleted(ops: list[Op]) -> list[Op]:
         kept.append(op)
     kept.reverse()
     return kept
+
+
+def _is_id(value: object) -> bool:
+    return isinstance(value, str) and len(value) == 32 and set(value) <= _HEX32
+
+
+def _ref_body(commit_id: str | None, record: Mapping[str, Any] | None = None) -> bytes:
+    body: dict[str, Any] = {"commit": commit_id}
+    if record is not None:
+        body["record"] = record
+    return json.dumps(body, separators=(",", ":")).encode()
+
+
+def _format_body() -> bytes:
+    return json.dumps({"format": _layout.FORMAT_NAME, "version": _layout.FORMAT_VERSION}).encode()
 
 
 def _check_commit_id(repo: str, commit_id: str) -> None:
