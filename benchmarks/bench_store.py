@@ -108,7 +108,7 @@ if what == "list":
 elif what == "ls":
     n = sum(1 for _ in store.list_files("big", commit_id, "/"))
 else:
-    n = sum(1 for _ in store.glob_files("big", commit_id, what))
+    n = sum(1 for _ in glob_files(store, "big", commit_id, what))
 elapsed = time.perf_counter() - start
 print(json.dumps({"n": n, "seconds": elapsed, "rss_mb": peak_rss_mb()}))
 """

@@ -28,6 +28,7 @@ from airflow_datum_provider.cli._refs import FileRef, FileRefType
 from airflow_datum_provider.cli._store import pass_store, writing
 from airflow_datum_provider.cli._verbs import verb
 from airflow_datum_provider.core.errors import FileNotFound
+from airflow_datum_provider.core.listing import glob_files
 from airflow_datum_provider.core.store import FileInfo, Store, clean_path
 
 __all__ = ["delete_file", "get_file", "glob_file", "inspect_file", "list_file", "put_file"]
@@ -415,7 +416,7 @@ def list_file(store: Store, target: FileRef, output: OutputFormat) -> None:
 @pass_store
 def glob_file(store: Store, target: FileRef, output: OutputFormat) -> None:
     """List the files and directories whose path matches a glob pattern."""
-    _print_files(store.glob_files(target.repo, target.ref, _path(target)), output)
+    _print_files(glob_files(store, target.repo, target.ref, _path(target)), output)
 
 
 @verb("inspect").command("file")

@@ -7,11 +7,14 @@ Manifests hold files only. Pachyderm's glob runs over a listing that also has ev
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from typing import NamedTuple
+from typing import TYPE_CHECKING, NamedTuple
 
 from airflow_datum_provider.core.store.manifest import Entry
 
-__all__ = ["Item", "iter_listing", "listing_prefix"]
+if TYPE_CHECKING:
+    from airflow_datum_provider.core.store import FileInfo, Store
+
+__all__ = ["Item", "glob_files", "iter_listing", "listing_prefix"]
 
 
 class Item(NamedTuple):
@@ -57,3 +60,18 @@ def iter_listing(entries: Iterable[Entry], prefix: str = "/") -> Iterator[Item]:
             yield Item(directory, 0, "")
             slash = path.find("/", slash + 1)
         yield Item(path, entry.size, entry.hash)
+
+
+def glob_files(store: Store, repo: str, ref: str, pattern: str) -> Iterator[FileInfo]:
+    """Files and directories of a commit whose path matches a Pachyderm glob pattern."""
+    from airflow_datum_provider.core.glob import compile_glob
+    from airflow_datum_provider.core.store import FileInfo
+
+    glob = compile_glob(pattern)
+    prefix = listing_prefix(glob.prefix)
+    # Only paths that start with the glob's literal prefix can match (``/d00*/*`` reads the
+    # ``/d00`` range of the manifest); the listing still synthesises their directories.
+    entries = store.entries(repo, ref, glob.prefix or prefix)
+    for item in iter_listing(entries, prefix):
+        if glob.match_entry(item.path):
+            yield FileInfo(path=item.path, size=item.size, hash=item.hash)

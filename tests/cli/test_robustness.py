@@ -15,6 +15,7 @@ import pytest
 from click.testing import CliRunner
 
 from airflow_datum_provider.cli.main import cli
+from airflow_datum_provider.core.listing import glob_files
 from airflow_datum_provider.core.store import Store
 from tests.cli.conftest import DATUMCTL, Run
 
@@ -175,7 +176,7 @@ def _note(commit: str) -> re.Pattern[str]:
     )
 
 
-def test_put_after_a_killed_put_notes_the_open_commit(
+def test_put_after_a_killed_put_does_not_join_its_commit(
     run: Run, store_dir: Path, clean_env: dict[str, str]
 ) -> None:
     run("create", "repo", "imgs")
@@ -187,18 +188,18 @@ def test_put_after_a_killed_put_notes_the_open_commit(
     killed.kill()  # SIGKILL: no cleanup possible, the commit stays open
     killed.communicate(timeout=30)
 
-    # The next put goes into that commit (pachctl's rule), but says so.
+    # The killed put's commit was its own: the next put never joins it (issue 7 §1), it lands
+    # its own commit; the left-over one is listed and can be finished or deleted by id.
     put = run("put", "file", "imgs@master:/b", "-f", "-", input=b"b")
-    (line,) = stderr_lines(put)
-    assert _note(left).match(line), line
-    deleted = run("delete", "file", "imgs@master:/a")
-    assert [_note(left).match(line) is not None for line in stderr_lines(deleted)] == [True]
-    assert Store.open(store_dir).branch_head("imgs", "master") == head  # nothing published yet
-
+    assert stderr_lines(put) == []
+    store = Store.open(store_dir)
+    assert store.branch_head("imgs", "master") not in (head, left)
+    assert [c.id for c in store.list_open_commits("imgs")] == [left]
+    run("finish", "commit", "imgs@master", code=1)  # not found through the branch
     run("finish", "commit", f"imgs@{left}")
     store = Store.open(store_dir)
     assert store.branch_head("imgs", "master") == left
-    assert [f.path for f in store.list_files("imgs", "master")] == ["/b"]
+    assert [f.path for f in store.list_files("imgs", "master")] == ["/a", "/b"]
 
 
 def test_put_into_a_commit_named_by_id_is_quiet(run: Run, store_dir: Path) -> None:
@@ -353,7 +354,7 @@ def test_put_recursive_skips_symlinks_and_fifos(run: Run, store_dir: Path, tmp_p
     }
     assert all(line.startswith("datumctl: note: skipped ") for line in lines)
     store = Store.open(store_dir)
-    assert [f.path for f in store.glob_files("imgs", "master", "/**")] == [
+    assert [f.path for f in glob_files(store, "imgs", "master", "/**")] == [
         "/data/",
         "/data/a.txt",
         "/data/sub/",

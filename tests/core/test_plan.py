@@ -16,6 +16,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.listing import glob_files
 from airflow_datum_provider.core.plan import list_datums
 from airflow_datum_provider.core.spec import Input, cross, group, join, pfs, union
 from airflow_datum_provider.core.store import Entry, Store
@@ -145,8 +146,8 @@ def test_glob_over_listing(store: Store, pattern: str, expected: list[str]) -> N
     ("pattern", "expected"), [c[1:] for c in GLOB_CASES], ids=[c[0] for c in GLOB_CASES]
 )
 def test_glob_agrees_with_store_glob_files(store: Store, pattern: str, expected: list[str]) -> None:
-    """``datumctl glob file`` (``Store.glob_files``) and the planner select the same paths."""
-    listed = [f.path for f in store.glob_files("files", "master", pattern)]
+    """``datumctl glob file`` (``core.listing.glob_files``) and the planner select the same paths."""
+    listed = [f.path for f in glob_files(store, "files", "master", pattern)]
     assert listed == paths(list(list_datums(store, pfs("files", pattern))))
 
 

@@ -160,9 +160,11 @@ class CommitInfo:
             "finished": self.finished,
             "size_bytes": self.size_bytes,
             "file_count": self.file_count,
-            "owner": self.owner,
-            "finished_by": self.finished_by,
         }
+
+    def to_record(self) -> dict[str, Any]:
+        """What the store writes: :meth:`to_dict` plus who owns / finished the commit."""
+        return {**self.to_dict(), "owner": self.owner, "finished_by": self.finished_by}
 
     @classmethod
     def from_dict(cls, raw: Mapping[str, Any]) -> CommitInfo:
@@ -715,7 +717,7 @@ class Store:
             started=_now(),
             owner=owner,
         )
-        self._write_json(_layout.open_info(repo, info.id), info.to_dict())
+        self._write_json(_layout.open_info(repo, info.id), info.to_record())
         return OpenCommit(self, info, as_owner=owner)
 
     def commit(self, repo: str, branch: str = "master", **kwargs: Any) -> OpenCommit:
@@ -988,7 +990,7 @@ class Store:
                 manifest=manifest_key,
             )
             record = {
-                **done.to_dict(),
+                **done.to_record(),
                 "manifest": manifest_key,
                 "ref_seq": seq + 1,
                 "v": _RECORD_VERSION,
@@ -1286,20 +1288,12 @@ class Store:
         root = self.backend.local_root
         return None if root is None else root / _layout.blob(digest)
 
-    def glob_files(self, repo: str, ref: str, pattern: str) -> Iterator[FileInfo]:
-        """Files and directories whose path matches a Pachyderm glob pattern."""
-        from airflow_datum_provider.core.glob import compile_glob
-        from airflow_datum_provider.core.listing import iter_listing, listing_prefix
+    def entries(self, repo: str, ref: str, prefix: str = "/") -> Iterator[Entry]:
+        """Every file of a commit whose path starts with the string ``prefix``, in path order.
 
-        glob = compile_glob(pattern)
-        info = self.inspect_commit(repo, ref)
-        prefix = listing_prefix(glob.prefix)
-        # Only paths that start with the glob's literal prefix can match (``/d00*/*`` reads the
-        # ``/d00`` range of the manifest); the listing still synthesises their directories.
-        entries = self._manifest(info).entries(self.backend, glob.prefix or prefix)
-        for item in iter_listing(entries, prefix):
-            if glob.match_entry(item.path):
-                yield FileInfo(path=item.path, size=item.size, hash=item.hash)
+        Unlike :meth:`walk`, ``prefix`` need not be a directory (``/d00`` reads ``/d00…``).
+        """
+        return self.manifest(repo, ref).entries(self.backend, prefix)
 
     def diff(self, repo: str, old_ref: str | None, new_ref: str) -> Iterator[FileDiff]:
         """Added / modified / deleted files from ``old_ref`` to ``new_ref`` (path order)."""

@@ -22,6 +22,7 @@ from airflow_datum_provider.core.errors import (
     RepoNotFound,
     StoreFormatError,
 )
+from airflow_datum_provider.core.listing import glob_files
 from airflow_datum_provider.core.store import Entry, Store, _layout
 from tests.core.store.conftest import StoreSite
 
@@ -474,29 +475,29 @@ def test_list_files(store: Store) -> None:
 def test_glob_files(store: Store) -> None:
     store.create_repo("r")
     commit_files(store, "r", {"/a/1.txt": b"1", "/a/2.csv": b"22", "/b/3.txt": b"333"})
-    assert names(store.glob_files("r", "master", "/*")) == ["/a/", "/b/"]
-    assert names(store.glob_files("r", "master", "/*/*.txt")) == ["/a/1.txt", "/b/3.txt"]
-    assert names(store.glob_files("r", "master", "/a/*")) == ["/a/1.txt", "/a/2.csv"]
-    assert names(store.glob_files("r", "master", "/**")) == [
+    assert names(glob_files(store, "r", "master", "/*")) == ["/a/", "/b/"]
+    assert names(glob_files(store, "r", "master", "/*/*.txt")) == ["/a/1.txt", "/b/3.txt"]
+    assert names(glob_files(store, "r", "master", "/a/*")) == ["/a/1.txt", "/a/2.csv"]
+    assert names(glob_files(store, "r", "master", "/**")) == [
         "/a/",
         "/a/1.txt",
         "/a/2.csv",
         "/b/",
         "/b/3.txt",
     ]
-    assert names(store.glob_files("r", "master", "/")) == ["/"]
-    assert list(store.glob_files("r", "master", "/c/*")) == []
+    assert names(glob_files(store, "r", "master", "/")) == ["/"]
+    assert list(glob_files(store, "r", "master", "/c/*")) == []
 
 
 def test_glob_literal_prefix_inside_a_name(store: Store) -> None:
     """Only the manifest range of the literal prefix is read; matches must not change."""
     store.create_repo("r")
     commit_files(store, "r", {"/ab/x": b"1", "/a-1": b"2", "/a": b"3", "/b/ab": b"4"})
-    assert names(store.glob_files("r", "master", "/a*")) == ["/a", "/a-1", "/ab/"]
-    assert names(store.glob_files("r", "master", "/ab*/*")) == ["/ab/x"]
-    assert names(store.glob_files("r", "master", "/a")) == ["/a"]
-    assert names(store.glob_files("r", "master", "/ab")) == ["/ab/"]
-    assert names(store.glob_files("r", "master", "/*/ab")) == ["/b/ab"]
+    assert names(glob_files(store, "r", "master", "/a*")) == ["/a", "/a-1", "/ab/"]
+    assert names(glob_files(store, "r", "master", "/ab*/*")) == ["/ab/x"]
+    assert names(glob_files(store, "r", "master", "/a")) == ["/a"]
+    assert names(glob_files(store, "r", "master", "/ab")) == ["/ab/"]
+    assert names(glob_files(store, "r", "master", "/*/ab")) == ["/b/ab"]
 
 
 def test_inspect_file(store: Store) -> None:

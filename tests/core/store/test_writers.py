@@ -44,7 +44,8 @@ def _run(site: StoreSite, tmp_path: Path, *args: str, code: int = 0) -> str:
     proc = _spawn(site, tmp_path, *args)
     out, err = proc.communicate(timeout=TIMEOUT)
     text = err.decode()
-    assert "Traceback" not in text and "Aborted!" not in text, text
+    assert "Traceback" not in text, text
+    assert "Aborted!" not in text, text
     assert proc.returncode == code, (args, proc.returncode, out, text)
     return out.decode() + text
 
@@ -193,7 +194,11 @@ def test_finish_in_threads_lands_once(site: StoreSite) -> None:
         outcomes: list[str] = []
         go = threading.Barrier(4)
 
-        def finish(commit_id: str = commit.id) -> None:
+        def finish(
+            commit_id: str = commit.id,
+            go: threading.Barrier = go,
+            outcomes: list[str] = outcomes,
+        ) -> None:
             handle = site.open().open_commit("r", commit_id)
             go.wait()
             try:
