@@ -40,7 +40,8 @@ def metadata_bytes(store: Store, repo: str, commit_id: str) -> int:
     root = store.backend.local_root
     assert root is not None
     manifest = store.manifest(repo, commit_id)
-    total = (root / _layout.manifest(repo, commit_id)).stat().st_size
+    info = store.inspect_commit(repo, commit_id)
+    total = (root / _layout.manifest(repo, info.manifest or commit_id)).stat().st_size
     total += (root / _layout.commit(repo, commit_id)).stat().st_size
     for chunk in manifest.chunks:
         total += (root / _layout.chunk(chunk.key)).stat().st_size
@@ -114,6 +115,51 @@ print(json.dumps({"n": n, "seconds": elapsed, "rss_mb": peak_rss_mb()}))
 """
 
 
+def bench_verify(root: Path, runs: int, scale: int) -> None:
+    """Reading blobs with the hash check against raw backend reads, side by side (medians)."""
+    import io
+    import shutil
+
+    store = Store.open(root)
+    store.create_repo("v")
+    small = [os.urandom(1024) for _ in range(20_000 // scale)]
+    large = [os.urandom(8 << 20) for _ in range(max(2, 16 // scale))]
+    digests = []
+    with store.commit("v") as c:
+        for i, data in enumerate(small + large):
+            digests.append(c.put_bytes(f"/f{i}", data))
+    cases = {"1 KiB blobs": digests[: len(small)], "8 MiB blobs": digests[len(small) :]}
+    for name, group in cases.items():
+        keys = [_layout.blob(d) for d in group]
+        raw_t, checked_t, stream_raw_t, stream_t = [], [], [], []
+        for _ in range(runs):
+            start = time.perf_counter()
+            for key in keys:
+                store.backend.read(key)
+            raw_t.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for digest in group:
+                store.read_blob(digest)
+            checked_t.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for key in keys:
+                with store.backend.open_read(key) as fh:
+                    shutil.copyfileobj(fh, io.BytesIO(), 1 << 20)
+            stream_raw_t.append(time.perf_counter() - start)
+            start = time.perf_counter()
+            for digest in group:
+                with store.open_blob(digest) as fh:
+                    shutil.copyfileobj(fh, io.BytesIO(), 1 << 20)
+            stream_t.append(time.perf_counter() - start)
+        raw, checked = statistics.median(raw_t), statistics.median(checked_t)
+        sraw, sch = statistics.median(stream_raw_t), statistics.median(stream_t)
+        print(
+            f"  verify on read, {len(group):,} x {name}: read {checked / raw:.2f}x raw "
+            f"({raw * 1e3:.0f} -> {checked * 1e3:.0f} ms), stream {sch / sraw:.2f}x raw "
+            f"({sraw * 1e3:.0f} -> {sch * 1e3:.0f} ms)"
+        )
+
+
 def child(root: Path, commit_id: str, what: str) -> dict[str, Any]:
     out = subprocess.run(
         [sys.executable, "-c", _CHILD, str(root), commit_id, what],
@@ -136,8 +182,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="10x smaller run")
     parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (median)")
     parser.add_argument("--dir", type=Path, default=None, help="where to build the stores")
+    parser.add_argument("--verify-only", action="store_true", help="only the verify-on-read case")
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    if args.verify_only:
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-store-") as tmp:
+            bench_verify(Path(tmp), args.runs, scale)
+        return
     put_files, big_files = 100_000 // scale, 1_000_000 // scale
 
     if args.dir is not None:
@@ -217,6 +268,8 @@ def main() -> None:
             f"  one-file commit on top of the {big_files:,}-file commit: "
             f"{statistics.median(times) * 1e3:.0f} ms"
         )
+
+        bench_verify(root / "verify", args.runs, scale)
 
     misses = [r for r in RESULTS if not r[3]]
     print(f"\n{len(RESULTS) - len(misses)} PASS, {len(misses)} MISS")

@@ -11,7 +11,7 @@ from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import CommitFinishedError, DatumError
 from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
 from airflow_datum_provider.core.states import DatumState, JobState
-from airflow_datum_provider.core.store import Entry, Store
+from airflow_datum_provider.core.store import OWNER_JOB, Entry, Store
 
 __all__ = ["Fold", "fail_job", "fold_results", "landed", "moved", "succeed_job"]
 
@@ -21,7 +21,7 @@ def landed(store: Store, job: JobInfo) -> bool:
     if not job.output_commit:
         return False
     try:
-        store.open_commit(job.output_repo, job.output_commit)
+        store.open_commit(job.output_repo, job.output_commit, owner=OWNER_JOB)
     except CommitFinishedError:
         return True
     except DatumError:
@@ -131,5 +131,5 @@ def fail_job(
     )
     if delete_commit:
         with contextlib.suppress(DatumError):
-            store.delete_commit(job.output_repo, commit)
+            store.delete_commit(job.output_repo, commit, owner=OWNER_JOB)
     return job

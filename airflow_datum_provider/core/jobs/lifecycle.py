@@ -22,7 +22,7 @@ from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
 from airflow_datum_provider.core.jobs.steps import finish_job
 from airflow_datum_provider.core.plan import pin_inputs
 from airflow_datum_provider.core.runtime.local import clean_up_after_runner
-from airflow_datum_provider.core.store import Store
+from airflow_datum_provider.core.store import OWNER_JOB, Store
 
 __all__ = ["check_resumable", "start_job", "stop_job"]
 
@@ -42,7 +42,9 @@ def start_job(store: Store, pipeline: str, *, origin: str = "") -> JobInfo:
     spec = info.spec
     pins = pin_inputs(store, spec.input, pipeline)
     provenance = tuple(f"{repo}@{commit}" for (repo, _), commit in pins.items() if commit)
-    output = store.start_commit(pipeline, spec.output_branch, origin="auto", provenance=provenance)
+    output = store.start_commit(
+        pipeline, spec.output_branch, origin="auto", provenance=provenance, owner=OWNER_JOB
+    )
     job = JobInfo(
         id=output.id,
         pipeline=pipeline,
@@ -94,7 +96,7 @@ def _supersede_earlier_jobs(store: Store, job: JobInfo) -> None:
         if live_beat(store, records.job(job.pipeline, commit.id), ignore_own=True):
             continue
         with contextlib.suppress(DatumError):
-            store.delete_commit(job.output_repo, commit.id)
+            store.delete_commit(job.output_repo, commit.id, owner=OWNER_JOB)
 
 
 def stop_job(store: Store, job_id: str, pipeline: str | None = None) -> JobInfo:

@@ -53,7 +53,7 @@ from airflow_datum_provider.core.runtime.local import (
 from airflow_datum_provider.core.sets import SetCutter
 from airflow_datum_provider.core.spec import PipelineSpec
 from airflow_datum_provider.core.states import SKIP
-from airflow_datum_provider.core.store import Store
+from airflow_datum_provider.core.store import OWNER_JOB, Store
 from airflow_datum_provider.core.worker.namespace import remove_private_tmp
 
 __all__ = [
@@ -486,12 +486,21 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     skipped = list(records.read_skipped(job))
     keep = {d.id for d in skipped}
     try:
-        output = store.open_commit(job.output_repo, job.output_commit)
+        output = store.open_commit(job.output_repo, job.output_commit, owner=OWNER_JOB)
     except CommitFinishedError:
         output = None
     if output is None:
-        # The commit landed before a crash: only the records are left to finish.
         info = store.inspect_commit(job.output_repo, job.output_commit)
+        if info.finished_by != OWNER_JOB:
+            # Finished by someone else (an older datumctl): it does not hold this job's merge.
+            return fail_job(
+                store,
+                job,
+                f"output commit {job.output_repo}@{info.id} was finished outside the job; "
+                "it does not hold the job's outputs",
+                fold=False,
+            )
+        # The job's own finish landed it before a crash: only the records are left to finish.
         return succeed_job(store, job, skipped, states, hashes, info.id)
     head = store.branch_head(job.output_repo, job.output_branch)
     base = head if job.base_commit is None else job.base_commit

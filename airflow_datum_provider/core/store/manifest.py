@@ -117,7 +117,7 @@ class Manifest:
         idx = bisect_left(lasts, path)
         if idx == len(self.chunks) or self.chunks[idx].first > path:
             return None
-        for entry in read_chunk(backend, self.chunks[idx].key):
+        for entry in read_chunk(backend, self.chunks[idx].key, cache=True):
             if entry.path == path:
                 return entry
             if entry.path > path:
@@ -125,8 +125,20 @@ class Manifest:
         return None
 
 
-def read_chunk(backend: Backend, key: str) -> Iterator[Entry]:
-    """The entries of one chunk, checked against its hash (a mismatch is reported as corrupt)."""
+_CHUNK_CACHE: dict[str, list[Entry]] = {}
+_CHUNK_CACHE_ENTRIES = 50_000  # about 12 MB of parsed entries at most
+
+
+def read_chunk(backend: Backend, key: str, *, cache: bool = False) -> Iterator[Entry]:
+    """The entries of one chunk, checked against its hash (a mismatch is reported as corrupt).
+
+    Chunks are immutable and named by their hash, so with ``cache`` verified ones are kept in
+    a small process-wide cache: many single-path lookups read each chunk once. Streaming a
+    whole listing does not use it (that stays constant-memory).
+    """
+    cached = _CHUNK_CACHE.get(key)
+    if cached is not None:
+        return iter(cached)
     name = _layout.chunk(key)
     data = backend.read(name)
     try:
@@ -140,6 +152,10 @@ def read_chunk(backend: Backend, key: str) -> Iterator[Entry]:
         raise CorruptObjectError(
             f"store {backend.url}: {name} is corrupt ({exc})", url=backend.url, key=name
         ) from None
+    if cache and len(entries) <= _CHUNK_CACHE_ENTRIES // 4:
+        if sum(len(v) for v in _CHUNK_CACHE.values()) + len(entries) > _CHUNK_CACHE_ENTRIES:
+            _CHUNK_CACHE.clear()
+        _CHUNK_CACHE[key] = entries
     return iter(entries)
 
 

@@ -8,6 +8,7 @@ deleted; no reader ever sees a partial commit, and no lock is held that could bl
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import gzip
 import hashlib
@@ -16,10 +17,12 @@ import json
 import os
 import re
 import stat
+import threading
 import time
 import uuid
 import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -81,6 +84,20 @@ OWNER_SHARED = ""
 OWNER_PUT = "put"
 OWNER_JOB = "job"
 _OWNERS = (OWNER_SHARED, OWNER_PUT, OWNER_JOB)
+
+
+_PARALLEL = 16  # concurrent transfers to a remote store
+_POOL: ThreadPoolExecutor | None = None
+_POOL_LOCK = threading.Lock()
+
+
+def _pool() -> ThreadPoolExecutor:
+    """The process-wide pool for remote transfers (threads; s3fs runs them on its event loop)."""
+    global _POOL
+    with _POOL_LOCK:
+        if _POOL is None:
+            _POOL = ThreadPoolExecutor(_PARALLEL, thread_name_prefix="datum-store")
+        return _POOL
 
 
 def _now() -> str:
@@ -299,6 +316,18 @@ class OpenCommit:
         base = clean_dir(path)
         root = Path(local)
         count = 0
+        # Remote stores: up to _PARALLEL uploads in flight (ops still staged in walk order).
+        pool = None if self.store.backend.local_root is not None else _pool()
+        pending: collections.deque[tuple[str, Future[tuple[str, int]]]] = collections.deque()
+
+        def drain(limit: int) -> None:
+            while len(pending) > limit:
+                name, future = pending.popleft()
+                digest, size = future.result()
+                self._stage(Op("P", clean_path(name), digest, size, ""))
+                if progress is not None:
+                    progress(size)
+
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
             rel = os.path.relpath(dirpath, root)
@@ -314,10 +343,15 @@ class OpenCommit:
                     if skipped is not None:
                         skipped(full, _kind_of(mode) + " (only regular files are put)")
                     continue
-                self.put_file(prefix + name, full)
                 count += 1
+                if pool is not None:
+                    pending.append((prefix + name, pool.submit(self.store._put_local_file, full)))
+                    drain(_PARALLEL * 2)
+                    continue
+                self.put_file(prefix + name, full)
                 if progress is not None:
                     progress(os.path.getsize(full))
+        drain(0)
         return count
 
     def put_entry(self, entry: Entry) -> None:
@@ -436,6 +470,8 @@ class Store:
     def __init__(self, backend: Backend) -> None:
         self.backend = backend
         self._manifests: dict[str, Manifest] = {}
+        # Landed commit records are immutable: cached by (repo, id) for this Store's lifetime.
+        self._records: dict[tuple[str, str], CommitInfo] = {}
 
     @classmethod
     def open(cls, url: Any, *, storage_options: Mapping[str, Any] | None = None) -> Store:
@@ -565,6 +601,7 @@ class Store:
         self._require_repo(name)
         self.backend.delete(_layout.repo_record(name))
         self.backend.delete_tree(_layout.repo_dir(name))
+        self._records = {k: v for k, v in self._records.items() if k[0] != name}
 
     # -- branches -----------------------------------------------------------------------
 
@@ -818,6 +855,9 @@ class Store:
         ``trusted`` skips the landed check of format-1 records for ids read from a ref or a
         landed commit's parent (format-2 records exist only once their commit landed).
         """
+        cached = self._records.get((repo, commit_id))
+        if cached is not None:
+            return cached
         key = _layout.commit(repo, commit_id)
         try:
             raw: dict[str, Any] | None = self._read_record(key)
@@ -831,7 +871,12 @@ class Store:
             return None
         if raw.get("id") != commit_id:
             raise self._corrupt(key, f"the record is of commit {raw.get('id')!r}")
-        return CommitInfo.from_dict(raw)
+        info = CommitInfo.from_dict(raw)
+        if not legacy or trusted:
+            if len(self._records) > 4096:
+                self._records.clear()
+            self._records[(repo, commit_id)] = info
+        return info
 
     def list_open_commits(self, repo: str) -> list[CommitInfo]:
         """Unfinished commits (for example left by a killed writer), oldest first."""
@@ -1036,7 +1081,8 @@ class Store:
             len(base) == 32
             and set(base) <= _HEX32
             and (
-                self.backend.exists(_layout.commit(repo, base))
+                (repo, base) in self._records
+                or self.backend.exists(_layout.commit(repo, base))
                 or self.backend.exists(_layout.open_info(repo, base))
             )
         ):
@@ -1326,6 +1372,10 @@ class Store:
         if isinstance(data, bytes):
             return self._put_blob_bytes(data), len(data)
         return self._put_blob_stream(data)
+
+    def _put_local_file(self, local: str) -> tuple[str, int]:
+        with open(local, "rb") as fh:
+            return self.put_blob(fh)
 
     def _put_blob_bytes(self, data: bytes) -> str:
         digest = hashlib.blake2b(data, digest_size=32).hexdigest()
