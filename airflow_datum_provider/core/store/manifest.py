@@ -17,6 +17,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import weakref
 import zlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
@@ -125,7 +126,9 @@ class Manifest:
         return None
 
 
-_CHUNK_CACHE: dict[str, list[Entry]] = {}
+_CHUNK_CACHES: weakref.WeakKeyDictionary[Backend, dict[str, list[Entry]]] = (
+    weakref.WeakKeyDictionary()
+)
 _CHUNK_CACHE_ENTRIES = 50_000  # about 12 MB of parsed entries at most
 
 
@@ -133,10 +136,11 @@ def read_chunk(backend: Backend, key: str, *, cache: bool = False) -> Iterator[E
     """The entries of one chunk, checked against its hash (a mismatch is reported as corrupt).
 
     Chunks are immutable and named by their hash, so with ``cache`` verified ones are kept in
-    a small process-wide cache: many single-path lookups read each chunk once. Streaming a
+    a small cache per backend (per opened store): many single-path lookups read each once. Streaming a
     whole listing does not use it (that stays constant-memory).
     """
-    cached = _CHUNK_CACHE.get(key)
+    cache_of = _CHUNK_CACHES.get(backend) if cache else None
+    cached = None if cache_of is None else cache_of.get(key)
     if cached is not None:
         return iter(cached)
     name = _layout.chunk(key)
@@ -153,9 +157,10 @@ def read_chunk(backend: Backend, key: str, *, cache: bool = False) -> Iterator[E
             f"store {backend.url}: {name} is corrupt ({exc})", url=backend.url, key=name
         ) from None
     if cache and len(entries) <= _CHUNK_CACHE_ENTRIES // 4:
-        if sum(len(v) for v in _CHUNK_CACHE.values()) + len(entries) > _CHUNK_CACHE_ENTRIES:
-            _CHUNK_CACHE.clear()
-        _CHUNK_CACHE[key] = entries
+        cache_of = _CHUNK_CACHES.setdefault(backend, {})
+        if sum(len(v) for v in cache_of.values()) + len(entries) > _CHUNK_CACHE_ENTRIES:
+            cache_of.clear()
+        cache_of[key] = entries
     return iter(entries)
 
 
