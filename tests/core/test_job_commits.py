@@ -77,12 +77,17 @@ def test_user_verbs_refuse_a_running_jobs_commit(tmp_path: Path) -> None:
     assert {e.path for e in store.walk("copy", "master")} == {"/a.out", "/b.out"}
 
 
-def test_put_into_the_output_branch_during_a_job_keeps_the_users_file(tmp_path: Path) -> None:
-    """The put lands its own commit; the job, whose branch moved, fails; the file stays."""
+def test_put_into_the_output_branch_during_a_job_is_refused(tmp_path: Path) -> None:
+    """datumctl refuses the output branch; through the API the put lands its own commit."""
     url, store = _setup(tmp_path)
     job_id = _planned_and_processed(store)
     (tmp_path / "f").write_text("by hand")
-    _datumctl(url, "put", "file", "copy@master:/by-hand", "-f", str(tmp_path / "f"))
+    text = _datumctl(url, "put", "file", "copy@master:/by-hand", "-f", str(tmp_path / "f"), code=1)
+    assert "output branch" in text
+    # A writer that bypasses the CLI (the store API) never joins the job's commit either.
+    with store.commit("copy", "master") as c:
+        c.put_bytes("/by-hand", b"by hand")
+    assert c.id != job_id
     done = finish_job(store, JobRecords(store).job("copy", job_id))
     assert done.state == "failure"
     assert "moved since the job started" in done.reason
