@@ -190,6 +190,9 @@ class CommitFinishedError(StoreError):
 class CommitOwnedError(StoreError):
     """An open commit belongs to another writer (a job's output commit) and is refused."""
 
+    repo: str = ""
+    commit: str = ""
+
 
 class CorruptObjectError(StoreError):
     """A stored object does not match its content hash or cannot be decoded; ``key`` names it."""

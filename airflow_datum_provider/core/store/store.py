@@ -506,8 +506,11 @@ class Store:
             name, version = meta["format"], meta["version"]
         except (ValueError, KeyError, TypeError) as exc:
             raise StoreFormatError(
-                f"store {self.url}: unreadable FORMAT file ({exc})", url=self.url
-            ) from exc
+                f"store {self.url}: {_layout.FORMAT} is corrupt (not a FORMAT record: "
+                f"{type(exc).__name__}: {exc})",
+                url=self.url,
+                key=_layout.FORMAT,
+            ) from None
         if name != _layout.FORMAT_NAME or version not in _layout.READABLE_VERSIONS:
             raise StoreFormatError(
                 f"store {self.url} has format {name!r} version {version!r}; this "

@@ -60,7 +60,7 @@ def test_new_store_writes_format_file(site: StoreSite) -> None:
     [
         (b'{"format": "datum-store", "version": 99}', "version 99"),
         (b'{"format": "something-else", "version": 1}', "something-else"),
-        (b"not json", "unreadable FORMAT"),
+        (b"not json", "FORMAT is corrupt"),
     ],
     ids=["future-version", "foreign-format", "garbage"],
 )

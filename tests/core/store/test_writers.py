@@ -65,7 +65,8 @@ def test_concurrent_plain_puts_each_land(disk_site: StoreSite, tmp_path: Path) -
     src.mkdir()
     for i in range(writers):
         (src / f"f{i}").write_text(f"content {i}")
-    for round_ in range(2):
+    rounds = 2 if disk_site.kind == "local" else 1
+    for round_ in range(rounds):
         procs = [
             _spawn(
                 disk_site,
@@ -83,10 +84,10 @@ def test_concurrent_plain_puts_each_land(disk_site: StoreSite, tmp_path: Path) -
             assert proc.returncode == 0, err.decode()
     fresh = disk_site.open()
     files = {e.path for e in fresh.walk("r", "master")}
-    assert files == {f"/{r}/f{i}" for r in range(2) for i in range(writers)}
-    assert fresh.read_bytes("r", "master", "/1/f3") == b"content 3"
+    assert files == {f"/{r}/f{i}" for r in range(rounds) for i in range(writers)}
+    assert fresh.read_bytes("r", "master", f"/{rounds - 1}/f3") == b"content 3"
     assert fresh.list_open_commits("r") == []
-    assert len(_linear(fresh, "r", "master")) == 2 * writers
+    assert len(_linear(fresh, "r", "master")) == rounds * writers
 
 
 def test_plain_put_never_joins_a_job_commit(disk_site: StoreSite, tmp_path: Path) -> None:
@@ -153,7 +154,7 @@ def test_put_whose_finish_fails_deletes_its_commit(disk_site: StoreSite, tmp_pat
     assert {e.path for e in disk_site.open().walk("r", "master")} == {"/a", "/c"}
 
 
-@pytest.mark.parametrize("attempt", range(3))
+@pytest.mark.parametrize("attempt", range(2))
 def test_concurrent_finishes_land_once(disk_site: StoreSite, tmp_path: Path, attempt: int) -> None:
     """Four ``finish commit`` of one open commit: one lands, the others say already finished."""
     store = disk_site.open()
