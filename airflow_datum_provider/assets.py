@@ -177,6 +177,8 @@ def commit_from_events(
 
     ``events`` is the task context's ``triggering_asset_events``: a DAG scheduled on
     ``DatumAsset(repo, branch)`` pins its job to this commit instead of the branch head.
+    Events from tasks carry the commit in ``extra``; events from a ``CommitTrigger`` watcher
+    carry it in ``extra["payload"]`` (Airflow nests a trigger's payload there).
     """
     if not events:
         return None
@@ -187,7 +189,9 @@ def commit_from_events(
             continue
         for event in items:
             extra = getattr(event, "extra", None) or {}
-            commit = extra.get("commit")
+            # An AssetWatcher's event nests the trigger's payload: {"from_trigger", "payload"}.
+            payload = extra.get("payload") if extra.get("from_trigger") else extra
+            commit = payload.get("commit") if isinstance(payload, Mapping) else None
             stamp = str(getattr(event, "timestamp", ""))
             if isinstance(commit, str) and (newest is None or stamp >= newest[0]):
                 newest = (stamp, commit)

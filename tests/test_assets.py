@@ -82,3 +82,7 @@ def test_event_extra_and_pinning_from_events() -> None:
     assert commit_from_events(events, "out") == "c2"
     assert commit_from_events(events, "other") is None
     assert commit_from_events(None, "out") is None
+    watcher = Event("ignored", "2026-01-01T00:00:03")
+    watcher.extra = {"from_trigger": True, "payload": {"status": "commit", "commit": "c3"}}
+    events[Key()] = [watcher]
+    assert commit_from_events({Key(): [watcher]}, "out") == "c3"

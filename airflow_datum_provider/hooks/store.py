@@ -184,7 +184,7 @@ def resolve_store(store: Any = None) -> Store:
     try:
         hook.get_connection(hook.datum_store_conn_id)
     except Exception:  # AirflowNotFoundException; the secrets backends raise their own kinds
-        from airflow_datum_provider.cli._store import default_store_url
+        from airflow_datum_provider.cli._config import default_store_url
 
         return Store.open(os.environ.get(STORE_ENV_VAR) or default_store_url())
     return hook.get_store()
