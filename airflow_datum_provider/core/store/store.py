@@ -703,7 +703,7 @@ class Store:
         check_name(branch, "branch")
         if self._head(repo, branch) is not None:
             return False
-        return self.backend.create(_layout.ref(repo, branch, 0), b"")
+        return self.backend.create(_layout.ref(repo, branch, 0), _ref_body(None))
 
     def list_branches(self, repo: str) -> list[BranchInfo]:
         self._require_repo(repo)
