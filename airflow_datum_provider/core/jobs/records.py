@@ -206,6 +206,7 @@ class LinesWriter:
         self._temp: str | None = None
         self._out: IO[bytes] = self._buffer
         self._gzip = gzip.GzipFile(fileobj=self, mode="wb", compresslevel=1, mtime=0)  # type: ignore[call-overload]
+        self._pending: list[str] = []
         self.count = 0
 
     def write(self, data: bytes) -> int:
@@ -224,10 +225,19 @@ class LinesWriter:
 
     def add_line(self, line: str) -> None:
         """Add one JSON line (without its newline)."""
-        self._gzip.write(line.encode() + b"\n")
+        self._pending.append(line)
         self.count += 1
+        if len(self._pending) >= 2048:  # compress in batches: one call per line is slower
+            self._drain()
+
+    def _drain(self) -> None:
+        if self._pending:
+            self._pending.append("")
+            self._gzip.write("\n".join(self._pending).encode())
+            self._pending = []
 
     def close(self) -> None:
+        self._drain()
         self._gzip.close()
         if self._temp is None:
             self._backend.write(self._key, self._buffer.getvalue())
