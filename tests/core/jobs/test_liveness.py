@@ -215,10 +215,14 @@ def test_a_runner_whose_set_was_taken_over_writes_no_more_results(
     zombie = run_set_process(store, job.id, 0)
     wait_for("the zombie's datum", lambda: len(pids(marks / "a.pids")) == 1)
     key = Path(store.url) / lease("p", job.id, 0)
-    stale = json.loads(key.read_text()) | {"runner": "1@elsewhere", "time": 0.0}
+    held = json.loads(key.read_text())
+    stale = held | {"runner": "1@elsewhere", "time": 0.0}
     key.write_text(json.dumps(stale))  # what a long pause on another machine looks like
     retry = run_set_process(store, job.id, 0)
     wait_for("the retry's datum", lambda: len(pids(marks / "a.pids")) == 2)
+    # A real takeover needs a stale lease, so the zombie's own write is >= 60 s old when it
+    # checks; here, let its write age past the 5 s under which a check is skipped.
+    wait_for("the zombie's lease write to age", lambda: time.time() - held["time"] > 6)
     (marks / "a.go").touch()
     out, err = zombie.communicate(timeout=BOUND)
     assert zombie.returncode == 2
