@@ -210,6 +210,10 @@ EXAMPLES: dict[str, tuple[str, ...]] = {
         "datumctl update pipeline -f edges.yaml",
         "datumctl update pipeline -f edges.yaml --reprocess",
     ),
+    "next datum": (
+        "while datumctl next datum; do ./process.sh; done",
+        'datumctl next datum --error "bad input"',
+    ),
     "wait commit": ("datumctl wait commit images@master",),
     "wait job": ("datumctl wait job edges@<job>", "datumctl wait job <job> --timeout 10m"),
 }
