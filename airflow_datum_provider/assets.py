@@ -33,6 +33,7 @@ __all__ = [
     "datum_uri",
     "emit_commit_event",
     "parse_uri",
+    "pipeline_assets",
     "sanitize_uri",
 ]
 
@@ -168,6 +169,21 @@ def emit_commit_event(
             events[outlet].add(DatumAsset(repo, branch), extra=extra)
             return True
     return False
+
+
+def pipeline_assets(spec: Any) -> tuple[list[Asset], list[Asset]]:
+    """``(inlets, outlets)`` of a pipeline's merge task: its input repos and its output repo.
+
+    With these on the merge task, Airflow's Asset graph draws the pipeline graph. Cron inputs
+    count as their tick repo (``<pipeline>_<name>``).
+    """
+    from airflow_datum_provider.core.plan import pfs_leaves
+
+    seen: dict[str, Asset] = {}
+    for leaf in pfs_leaves(spec.input, spec.name):
+        uri = datum_uri(leaf.repo, leaf.branch)
+        seen.setdefault(uri, DatumAsset(leaf.repo, leaf.branch))
+    return list(seen.values()), [DatumAsset(spec.name, spec.output_branch)]
 
 
 def commit_from_events(

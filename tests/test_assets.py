@@ -86,3 +86,29 @@ def test_event_extra_and_pinning_from_events() -> None:
     watcher.extra = {"from_trigger": True, "payload": {"status": "commit", "commit": "c3"}}
     events[Key()] = [watcher]
     assert commit_from_events({Key(): [watcher]}, "out") == "c3"
+
+
+def test_pipeline_assets_name_inputs_and_output(airflow_home: Path) -> None:
+    from airflow_datum_provider.assets import pipeline_assets
+    from airflow_datum_provider.core.spec import parse_spec
+
+    spec = parse_spec(
+        {
+            "pipeline": {"name": "joined"},
+            "input": {
+                "cross": [
+                    {"pfs": {"repo": "a", "glob": "/*"}},
+                    {"pfs": {"repo": "b", "branch": "dev", "glob": "/*"}},
+                    {"cron": {"name": "tick", "spec": "@daily"}},
+                ]
+            },
+            "transform": {"cmd": ["true"]},
+        }
+    )
+    inlets, outlets = pipeline_assets(spec)
+    assert sorted(a.uri for a in inlets) == [
+        "datum://a@master",
+        "datum://b@dev",
+        "datum://joined_tick@master",
+    ]
+    assert [a.uri for a in outlets] == ["datum://joined@master"]
