@@ -12,15 +12,18 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:  # what type checkers and IDEs see; keep it equal to _LAZY (a test checks)
     from airflow_datum_provider.core.errors import DatumError
     from airflow_datum_provider.core.store import Store
+    from airflow_datum_provider.core.worker.batching_client import batch_all_datums, next_datum
 
 __version__ = "0.1.0"
 
 _LAZY = {
     "Store": "airflow_datum_provider.core.store",
     "DatumError": "airflow_datum_provider.core.errors",
+    "batch_all_datums": "airflow_datum_provider.core.worker.batching_client",
+    "next_datum": "airflow_datum_provider.core.worker.batching_client",
 }
 
-__all__ = ["DatumError", "Store", "__version__"]
+__all__ = ["DatumError", "Store", "__version__", "batch_all_datums", "next_datum"]
 
 
 def __getattr__(name: str) -> Any:

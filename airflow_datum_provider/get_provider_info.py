@@ -93,7 +93,10 @@ def get_provider_info() -> dict[str, Any]:
         "operators": [
             {
                 "integration-name": _INTEGRATION,
-                "python-modules": ["airflow_datum_provider.operators.put_files"],
+                "python-modules": [
+                    "airflow_datum_provider.operators.put_files",
+                    "airflow_datum_provider.operators.kubernetes",
+                ],
             }
         ],
         "sensors": [

@@ -11,7 +11,13 @@ import airflow_datum_provider
 
 
 def test_root_all_is_pinned() -> None:
-    assert airflow_datum_provider.__all__ == ["DatumError", "Store", "__version__"]
+    assert airflow_datum_provider.__all__ == [
+        "DatumError",
+        "Store",
+        "__version__",
+        "batch_all_datums",
+        "next_datum",
+    ]
 
 
 def test_root_names_resolve() -> None:
@@ -20,6 +26,10 @@ def test_root_names_resolve() -> None:
 
     assert airflow_datum_provider.Store is Store
     assert airflow_datum_provider.DatumError is DatumError
+    from airflow_datum_provider.core.worker import batching_client
+
+    assert airflow_datum_provider.next_datum is batching_client.next_datum
+    assert airflow_datum_provider.batch_all_datums is batching_client.batch_all_datums
 
 
 def test_unknown_name_is_an_attribute_error() -> None:

@@ -380,7 +380,7 @@ def process_set(
         clean_up_set(job, number)  # what a dead runner of this set left here; siblings stay
     options = RunOptions.from_spec(spec)
     if python is not None:
-        options = replace(options, cmd=(), stdin=(), python=python)
+        options = replace(options, cmd=(), stdin=(), python=python, datum_batching=False)
     deadline = _deadline(job, spec)
     context = JobContext(
         job_id=job.id,

@@ -16,7 +16,8 @@ or calls :func:`next_datum` in its own loop (``datumctl next datum`` from a shel
 reports the previous datum's result (``error``: ``None`` for success) and blocks until the next
 datum's inputs, ``out/`` and ``.env`` are ready. The wire format is in ``docs/engine.md``
 (*Datum batching*). This module imports nothing but the standard library, so it loads fast and
-works without Airflow; ``airflow_datum_provider.batching`` re-exports it.
+works without Airflow; the package root re-exports both
+(``from airflow_datum_provider import batch_all_datums, next_datum``).
 """
 
 from __future__ import annotations

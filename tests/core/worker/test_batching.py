@@ -285,3 +285,16 @@ def test_next_datum_outside_batching_is_one_clear_line() -> None:
     assert done.returncode == 1
     assert done.stderr.startswith("datumctl: error: $DATUM_NEXT_SOCKET is not set")
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_python_helpers_import_without_airflow_or_the_store() -> None:
+    import subprocess
+
+    code = (
+        "import sys\n"
+        "from airflow_datum_provider import batch_all_datums, next_datum\n"
+        "heavy = [m for m in ('airflow', 'airflow_datum_provider.core.store', 'click') if m in sys.modules]\n"
+        "assert not heavy, heavy\n"
+    )
+    done = subprocess.run([PY, "-c", code], capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, done.stderr
