@@ -34,6 +34,7 @@ from airflow_datum_provider.core.store import FileInfo, Store, clean_path
 __all__ = ["delete_file", "get_file", "glob_file", "inspect_file", "list_file", "put_file"]
 
 _COPY_CHUNK = 1 << 20
+_REMOTE_PARALLELISM = 16  # files in flight by default into a remote store (as the store uses)
 
 
 def _path(target: FileRef) -> str:
@@ -228,9 +229,8 @@ def _items(sources: tuple[str, ...], dest: str | None, recursive: bool) -> list[
     "-p",
     "--parallelism",
     type=click.IntRange(min=1),
-    default=1,
-    show_default=True,
-    help="Upload up to N files at once (into the same commit).",
+    help="Upload up to N files at once (into the same commit). Default: 1 into a local "
+    f"store, {_REMOTE_PARALLELISM} into a remote one (each file is a round trip there).",
 )
 @unsupported_option("--compress", "-c", reason="the store keeps files as they are (no compression)")
 @unsupported_option("--untar", reason="unpack the archive locally, then put file -r the folder")
@@ -241,7 +241,7 @@ def put_file(
     sources: tuple[str, ...],
     recursive: bool,
     append: bool,
-    parallelism: int,
+    parallelism: int | None,
 ) -> None:
     """Put files into a branch: local files, a directory (-r), URLs, or stdin.
 
@@ -280,6 +280,9 @@ def put_file(
         writing(store, target.repo, target.ref) as (commit, _),
         progress(total, label, files=counted) as bar,
     ):
+        if parallelism is None:
+            remote = store.backend.local_root is None
+            parallelism = _REMOTE_PARALLELISM if remote else 1
         if parallelism == 1 or len(items) == 1:
             for item in items:
                 with item.open() as fh:

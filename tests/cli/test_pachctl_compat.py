@@ -119,7 +119,11 @@ def test_put_from_an_http_url(run: Run, http_root: tuple[str, Path]) -> None:
 
 
 def test_put_from_an_s3_url(
-    run: Run, s3_server: str, s3_bucket: str, s3_storage_options: dict[str, Any]
+    run: Run,
+    s3_server: str,
+    s3_bucket: str,
+    s3_storage_options: dict[str, Any],
+    tmp_path: Path,
 ) -> None:
     import s3fs
 
@@ -140,6 +144,19 @@ def test_put_from_an_s3_url(
     assert "/tree/sub/two.txt" in files
     folder = run("put", "file", "r@master", "-f", f"s3://{s3_bucket}/in", env=env, code=1)
     assert "is a folder: use -r" in one_error_line(folder)
+
+    # Into a store on S3, a directory goes up several files at a time by default.
+    local = tmp_path / "s3tree"
+    for i in range(12):
+        (local / f"d{i % 2}").mkdir(parents=True, exist_ok=True)
+        (local / f"d{i % 2}" / f"f{i}").write_bytes(f"v{i}".encode())
+    remote = ["--store", f"s3://{s3_bucket}/store"]
+    run(*remote, "create", "repo", "s", store=False, env=env)
+    run(*remote, "put", "file", "s@master:/t", "-r", "-f", str(local), store=False, env=env)
+    listed = json_lines(
+        run(*remote, "glob", "file", "s@master:/t/**", "-o", "json", store=False, env=env)
+    )
+    assert len([f for f in listed if not f["path"].endswith("/")]) == 12
 
 
 def test_put_p_n_uploads_in_parallel_into_one_commit(run: Run, tmp_path: Path) -> None:
