@@ -1080,15 +1080,7 @@ class Store:
                 raise BranchNotFound(
                     f"branch {branch!r} not found in repo {repo!r}", repo=repo, branch=branch
                 )
-        if (
-            len(base) == 32
-            and set(base) <= _HEX32
-            and (
-                (repo, base) in self._records
-                or self.backend.exists(_layout.commit(repo, base))
-                or self.backend.exists(_layout.open_info(repo, base))
-            )
-        ):
+        if len(base) == 32 and set(base) <= _HEX32 and self._known_id(repo, base):
             commit_id: str | None = base
             trusted = False
         else:
@@ -1114,6 +1106,19 @@ class Store:
                 raise CommitNotFound(f"commit {repo}@{ref} does not exist", commit=ref)
         assert commit_id is not None
         return commit_id, trusted
+
+    def _known_id(self, repo: str, commit_id: str) -> bool:
+        """Whether a commit of this id exists (landed or open); one GET for a landed one."""
+        if (repo, commit_id) in self._records:
+            return True
+        key = _layout.commit(repo, commit_id)
+        try:
+            raw = self._read_record(key)
+        except FileNotFoundError:
+            return self.backend.exists(_layout.open_info(repo, commit_id))
+        if raw.get("v") == _RECORD_VERSION and raw.get("id") == commit_id:
+            self._records[(repo, commit_id)] = CommitInfo.from_dict(raw)  # landed: immutable
+        return True
 
     def inspect_commit(self, repo: str, ref: str) -> CommitInfo:
         """A finished or open commit by branch name, id, or ``branch^`` / ``branch~N``."""
