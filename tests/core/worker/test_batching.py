@@ -112,6 +112,10 @@ def test_basic_shell_loop_starts_once_per_set(store: Store, tmp_path: Path, pfs_
     assert (job.state, job.processed, job.total, job.sets) == ("success", 15, 15, 3), job.reason
     assert _outputs(store) == EXPECTED
     assert _starts(tmp_path) == 3  # once per datum set
+    # After each set's last datum the user process was killed in its pending call.
+    for pid in (tmp_path / "starts").read_text().split():
+        status = Path(f"/proc/{pid}/status")
+        assert not status.exists() or "State:\tZ" in status.read_text(), pid
 
 
 def test_basic_python_decorator_starts_once_per_set(
