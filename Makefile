@@ -35,6 +35,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/bench_store.py --quick
 	$(BIN)/python benchmarks/bench_plan.py --quick
 	$(BIN)/python benchmarks/bench_engine.py --quick
+	$(BIN)/python benchmarks/bench_batch.py --quick
 	$(BIN)/python benchmarks/bench_cli.py --quick
 
 clean:

@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import tempfile
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
@@ -55,10 +56,12 @@ from airflow_datum_provider.core.spec import PipelineSpec
 from airflow_datum_provider.core.states import SKIP
 from airflow_datum_provider.core.store import OWNER_JOB, Store
 from airflow_datum_provider.core.worker.namespace import remove_private_tmp
+from airflow_datum_provider.core.worker.policy import DatumResult
 
 __all__ = [
     "JOB_TIMEOUT_REASON",
     "DatumCallback",
+    "DatumExecutor",
     "PlanResult",
     "SetRef",
     "SetSummary",
@@ -75,6 +78,22 @@ DatumCallback = Callable[[Datum, Mapping[str, Any], bool], None]
 """Told about each datum of a set as it ends: ``(datum, result dict, resumed)``.
 
 ``resumed`` is true for a datum an earlier try finished (its checkpointed result)."""
+
+DatumExecutor = Callable[
+    [
+        Iterable[Datum],
+        Callable[[Datum, Path], tuple[DatumResult, bool]],
+        Path,
+    ],
+    Iterable[tuple[Datum, DatumResult, bool]],
+]
+"""Runs a set's datums: ``(datums, run_one, scratch_root)`` -> ``(datum, result, resumed)`` each.
+
+``run_one(datum, scratch)`` runs or resumes one datum in its own scratch folder (concurrent
+calls need distinct folders under ``scratch_root``) and may raise ``JobKilled``, which must be
+re-raised. Datums it never yields count as not run. ``airflow_datum_provider.batch.datums``
+provides one on the batch executor (workers, fail-fast); the default is the in-order loop.
+Ignored when the spec uses ``datum_batching`` (one user process serves the set in order)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -336,6 +355,7 @@ def run_set(
     verbose: bool = False,
     python: Any = None,
     on_datum: DatumCallback | None = None,
+    datum_executor: DatumExecutor | None = None,
 ) -> SetSummary:
     """Run every datum of one set, checkpointing each result; resumes after finished datums.
 
@@ -344,7 +364,8 @@ def run_set(
     Raises :class:`~airflow_datum_provider.core.errors.JobKilled` when the job was stopped or
     hit its ``job_timeout``. ``python`` (a callable of the datum context) replaces the spec's
     transform, for callers that hold the function itself (an Airflow DAG); ``on_datum`` is
-    called as each datum ends (see :data:`DatumCallback`).
+    called as each datum ends (see :data:`DatumCallback`); ``datum_executor`` runs the set's
+    datums instead of the in-order loop (see :data:`DatumExecutor`).
     """
     job = JobRecords(store).job(ref.pipeline, ref.job)
     return process_set(
@@ -355,6 +376,7 @@ def run_set(
         verbose=verbose,
         python=python,
         on_datum=on_datum,
+        datum_executor=datum_executor,
     )
 
 
@@ -367,6 +389,7 @@ def process_set(
     verbose: bool = False,
     python: Any = None,
     on_datum: DatumCallback | None = None,
+    datum_executor: DatumExecutor | None = None,
 ) -> SetSummary:
     """:func:`run_set` for a job record in hand and a set number."""
     from airflow_datum_provider.core.worker import JobContext, RunOptions, run_datum
@@ -404,37 +427,51 @@ def process_set(
         from airflow_datum_provider.core.worker.batching import batching_runtime
 
         batching = batching_runtime(options, root=root, job=context, verbose=verbose)
+    lease_lock = threading.Lock()
+
+    def run_one(datum: Datum, scratch: Path) -> tuple[DatumResult, bool]:
+        """Run (or resume) one datum in ``scratch``; checkpoint it; ``(result, resumed)``."""
+        result = done.get(datum.id)
+        if result is not None:
+            return result, True
+        stop = stop_reason(store, job)
+        if stop is not None:
+            raise JobKilled(stop, job=job.id)
+        if deadline is not None and time.monotonic() >= deadline:
+            raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+        log = io.StringIO()
+        outcome = run_datum(
+            store,
+            datum,
+            options=options,
+            job=context,
+            scratch_root=scratch,
+            log=log,
+            verbose=verbose,
+            runtime=batching,
+        )
+        with lease_lock:
+            lease.check()  # a runner that took the set over writes the results now
+        if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
+            # Keep what the datum printed; no result, so it counts as not run.
+            records.write_log(job, datum.id, log.getvalue())
+            raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+        result = replace(outcome, try_number=lease.try_number)
+        records.write_log(job, datum.id, log.getvalue())
+        records.write_result(job, number, result)
+        with lease_lock:
+            lease.renew()
+        failpoint("after-datum")
+        return result, False
+
     try:
-        for datum in records.read_set(job, number):
-            result = done.get(datum.id)
-            resumed = result is not None
-            if result is None:
-                stop = stop_reason(store, job)
-                if stop is not None:
-                    raise JobKilled(stop, job=job.id)
-                if deadline is not None and time.monotonic() >= deadline:
-                    raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
-                log = io.StringIO()
-                outcome = run_datum(
-                    store,
-                    datum,
-                    options=options,
-                    job=context,
-                    scratch_root=root,
-                    log=log,
-                    verbose=verbose,
-                    runtime=batching,
-                )
-                lease.check()  # a runner that took the set over writes the results now
-                if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
-                    # Keep what the datum printed; no result, so it counts as not run.
-                    records.write_log(job, datum.id, log.getvalue())
-                    raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
-                result = replace(outcome, try_number=lease.try_number)
-                records.write_log(job, datum.id, log.getvalue())
-                records.write_result(job, number, result)
-                lease.renew()
-                failpoint("after-datum")
+        datums = records.read_set(job, number)
+        ran: Iterable[tuple[Datum, DatumResult, bool]]
+        if datum_executor is None or batching is not None:  # batching: one process, in order
+            ran = ((datum, *run_one(datum, root)) for datum in datums)
+        else:
+            ran = datum_executor(datums, run_one, root)
+        for datum, result, resumed in ran:
             if on_datum is not None:
                 on_datum(datum, result.to_dict(), resumed)
             counts[result.state] += 1
@@ -477,12 +514,12 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     job = records.update_job(job, **fold.counters())
     states, outputs, failed = fold.states, fold.outputs, fold.failed
     hashes = {d.id: d.hash for n in records.set_numbers(job) for d in records.read_set(job, n)}
+    if failed:  # before the not-run check: a fail-fast set leaves datums not run
+        return fail_job(store, job, f"datum {failed[0]} failed", fold=False)
     if len(states) < len(hashes):
         raise PipelineError(
             f"job {job.id}: {len(hashes) - len(states)} datums have not run yet", job=job.id
         )
-    if failed:
-        return fail_job(store, job, f"datum {failed[0]} failed", fold=False)
     skipped = list(records.read_skipped(job))
     keep = {d.id for d in skipped}
     try:
