@@ -13,6 +13,7 @@ import airflow_datum_provider
 def test_root_all_is_pinned() -> None:
     assert airflow_datum_provider.__all__ == [
         "DatumError",
+        "DatumPipeline",
         "Store",
         "__version__",
         "batch_all_datums",

@@ -1,0 +1,70 @@
+"""``DatumPipeline``: a Pachyderm pipeline as a task group, create → process.expand → merge."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+__all__ = ["DatumPipeline"]
+
+
+def DatumPipeline(  # a factory that reads like the TaskGroup it builds
+    spec: Any,
+    *,
+    store: Any = None,
+    python_callable: Callable[[Any], Any] | None = None,
+    runtime: str = "local",
+    group_id: str | None = None,
+    **operator_kwargs: Any,
+) -> Any:
+    """Wire one pipeline into the current DAG as a TaskGroup named after it.
+
+    ``spec`` is a Pachyderm spec as a dict, a path to a JSON/YAML file, or a ``PipelineSpec``;
+    it is parsed now (a bad spec is a DAG-parse error naming the field) and the store is only
+    touched when the tasks run: the create task creates or updates the pipeline in the store.
+    ``python_callable`` (a function of the datum context: ``id``, ``job_id``, ``root``, ``out``,
+    ``inputs``, ``env``) replaces ``transform.cmd``. ``runtime`` is ``"local"`` (the process
+    task runs the set in the Airflow worker); other keyword arguments go to all three operators
+    (``retries``, ``pool``, ...). Returns the TaskGroup; its ``create``, ``process`` and
+    ``merge`` attributes are the three tasks.
+    """
+    from airflow.sdk import TaskGroup
+
+    from airflow_datum_provider.assets import DatumAsset
+    from airflow_datum_provider.core.spec import iter_pfs_inputs
+    from airflow_datum_provider.operators.datum import (
+        CreateDatumsOperator,
+        MergeOutputsOperator,
+        ProcessDatumsOperator,
+        _spec_of,
+    )
+
+    if runtime != "local":
+        raise ValueError(f"runtime: {runtime!r} is not supported here; allowed: 'local'")
+    parsed = _spec_of(spec)
+    name = parsed.name
+    inlets = sorted({(leaf.repo, leaf.branch) for leaf in iter_pfs_inputs(parsed.input)})
+    with TaskGroup(group_id=group_id or name) as group:
+        create = CreateDatumsOperator(
+            task_id="create_datums", pipeline=name, spec=parsed, store=store, **operator_kwargs
+        )
+        process = ProcessDatumsOperator.partial(
+            task_id="process_datums",
+            store=store,
+            python_callable=python_callable,
+            **operator_kwargs,
+        ).expand(set_ref=create.output)
+        merge = MergeOutputsOperator(
+            task_id="merge_outputs",
+            pipeline=name,
+            create_task_id=create.task_id,
+            summaries=process.output,
+            store=store,
+            inlets=[DatumAsset(repo, branch) for repo, branch in inlets],
+            outlets=[DatumAsset(name, parsed.output_branch)],
+            **operator_kwargs,
+        )
+    group.create = create  # type: ignore[attr-defined]
+    group.process = process  # type: ignore[attr-defined]
+    group.merge = merge  # type: ignore[attr-defined]
+    return group

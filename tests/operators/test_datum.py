@@ -1,0 +1,198 @@
+"""The datum operators and ``DatumPipeline`` through ``dag.test()`` on a real metadata DB."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.conftest import serialize_dag
+
+pytestmark = [
+    pytest.mark.airflow,
+    pytest.mark.filterwarnings("ignore:Using `httpx` with `starlette.testclient`"),
+]
+
+
+def upper(datum: Any) -> None:
+    """Write the datum's input file upper-cased to /pfs/out (the issue's example callable)."""
+    path = Path(datum.inputs["words"])
+    (Path(datum.out) / path.name).write_text(path.read_text().upper())
+
+
+def fail_on_bad(datum: Any) -> None:
+    path = Path(datum.inputs["words"])
+    if path.name == "bad.txt":
+        raise RuntimeError("bad input")
+    (Path(datum.out) / path.name).write_text(path.read_text().upper())
+
+
+def same_path(datum: Any) -> None:
+    (Path(datum.out) / "all.txt").write_text("x")
+
+
+def _seed(url: str, files: dict[str, str]) -> None:
+    from airflow_datum_provider.core.store import Store
+
+    store = Store.open(url)
+    store.create_repo("words", exist_ok=True)
+    with store.start_commit("words", "master") as commit:
+        for name, text in files.items():
+            commit.put_bytes(f"/{name}", text.encode())
+
+
+def _shout(dag_id: str, url: str, callable_: Any, parallelism: int = 4) -> Any:
+    import pendulum
+    from airflow.sdk import DAG
+
+    from airflow_datum_provider import DatumPipeline
+
+    with DAG(dag_id, schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False) as dag:
+        DatumPipeline(
+            {
+                "pipeline": {"name": "shout"},
+                "input": {"pfs": {"repo": "words", "glob": "/*"}},
+                "transform": {"cmd": ["bash"], "stdin": ["true"]},
+                "parallelism_spec": {"constant": parallelism},
+            },
+            store=url,
+            python_callable=callable_,
+        )
+    serialize_dag(dag)
+    return dag
+
+
+def _xcoms(dag_id: str, run_id: str) -> dict[str, Any]:
+    from airflow.models.xcom import XComModel
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        rows = session.query(XComModel).filter_by(dag_id=dag_id, run_id=run_id, key="return_value")
+        return {(x.task_id, x.map_index): x.value for x in rows}
+
+
+def test_the_issue_example_runs_then_skips_unchanged(airflow_db: Path, tmp_path: Path) -> None:
+    from airflow_datum_provider.core.store import Store
+
+    url = str(tmp_path / "store")
+    _seed(url, {f"w{i}.txt": f"word {i}" for i in range(10)})
+    dag = _shout("shout", url, upper)
+
+    run = dag.test()
+    assert run.state == "success"
+    store = Store.open(url)
+    assert store.read_bytes("shout", "master", "/w3.txt") == b"WORD 3"
+    assert len(list(store.list_files("shout", "master", "/"))) == 10
+    values = _xcoms("shout", run.run_id)
+    refs = values[("shout.create_datums", -1)]
+    assert 1 <= len(refs) <= 4  # never more sets than the parallelism
+    assert sum(r["datums"] for r in refs) == 10
+    job = values[("shout.merge_outputs", -1)]
+    assert (job["state"], job["processed"], job["skipped"], job["total"]) == ("success", 10, 0, 10)
+
+    _seed(url, {"w3.txt": "changed"})
+    run = _shout("shout", url, upper).test()
+    assert run.state == "success"
+    job = _xcoms("shout", run.run_id)[("shout.merge_outputs", -1)]
+    assert (job["processed"], job["skipped"], job["total"]) == (1, 9, 10)
+    assert store.read_bytes("shout", "master", "/w3.txt") == b"CHANGED"
+    assert store.read_bytes("shout", "master", "/w4.txt") == b"WORD 4"
+
+
+def test_a_job_with_nothing_to_process_still_merges(airflow_db: Path, tmp_path: Path) -> None:
+    url = str(tmp_path / "store")
+    _seed(url, {"a.txt": "a"})
+    assert _shout("shout_noop", url, upper).test().state == "success"
+    run = _shout("shout_noop", url, upper).test()
+    assert run.state == "success"
+    values = _xcoms("shout_noop", run.run_id)
+    assert values[("shout.create_datums", -1)] == []
+    job = values[("shout.merge_outputs", -1)]
+    assert (job["state"], job["processed"], job["skipped"]) == ("success", 0, 1)
+
+
+def test_a_failed_datum_fails_the_merge_after_every_set_ran(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    from airflow.models.taskinstance import TaskInstance
+    from airflow.utils.session import create_session
+
+    from airflow_datum_provider.core.jobs.records import JobRecords
+    from airflow_datum_provider.core.store import Store
+
+    url = str(tmp_path / "store")
+    _seed(url, {"a.txt": "a", "bad.txt": "b", "c.txt": "c", "d.txt": "d"})
+    run = _shout("shout_fail", url, fail_on_bad, parallelism=2).test()
+    assert run.state == "failed"
+    with create_session() as session:
+        states = {
+            (ti.task_id, ti.map_index): ti.state
+            for ti in session.query(TaskInstance).filter_by(dag_id="shout_fail", run_id=run.run_id)
+        }
+    process = [s for (t, _), s in states.items() if t == "shout.process_datums"]
+    assert process
+    assert all(s == "success" for s in process)
+    assert states[("shout.merge_outputs", -1)] == "failed"
+    store = Store.open(url)
+    assert list(store.list_commits("shout", "master")) == []  # the branch did not move
+    job = JobRecords(store).jobs("shout")[0]
+    assert job.state == "failure"
+    assert job.reason.startswith("datum ")
+    assert job.reason.endswith(" failed")
+    assert job.processed == 3
+    assert job.failed == 1
+
+
+def test_two_datums_writing_one_path_fail_with_pachyderms_text(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    from airflow_datum_provider.core.jobs.records import JobRecords
+    from airflow_datum_provider.core.store import Store
+
+    url = str(tmp_path / "store")
+    _seed(url, {"a.txt": "a", "b.txt": "b"})
+    run = _shout("shout_collide", url, same_path).test()
+    assert run.state == "failed"
+    job = JobRecords(Store.open(url)).jobs("shout")[0]
+    assert job.reason.startswith("duplicate path output by different datums (/all.txt from ")
+
+
+def test_process_task_logs_one_line_per_datum_and_progress(
+    airflow_db: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    from airflow_datum_provider.core import plan_job, start_job
+    from airflow_datum_provider.core.store import Store
+    from airflow_datum_provider.operators._progress import DatumLog
+
+    url = str(tmp_path / "store")
+    _seed(url, {"a.txt": "a", "bad.txt": "b", "c.txt": "c"})
+    dag = _shout("shout_logs", url, fail_on_bad, parallelism=1)
+    assert dag.test().state == "failed"  # creates the pipeline; the next job re-runs bad.txt
+
+    from airflow_datum_provider.core import run_set
+
+    store = Store.open(url)
+    plan = plan_job(store, start_job(store, "shout"), max_sets=1)
+    (ref,) = plan.sets
+    assert ref.datums == 3
+    ticks = iter([0.0, 1.0, 6.0, 7.0, 8.0])
+    logger = logging.getLogger("test.datumlog")
+    log = DatumLog(logger, total=ref.datums, store=store, ref=ref, clock=lambda: next(ticks))
+    with caplog.at_level(logging.INFO, logger="test.datumlog"):
+        run_set(store, ref, python=fail_on_bad, on_datum=log.datum)
+        log.done()
+    lines = [r.getMessage() for r in caplog.records]
+    datum_lines = [line for line in lines if line.startswith("datum ")]
+    assert len(datum_lines) == 3
+    assert sum(" success " in line for line in datum_lines) == 2
+    (failed,) = [line for line in datum_lines if " failed " in line]
+    assert "bad input" in failed
+    assert any(line.startswith("  full log: datumctl logs -j shout@") for line in lines)
+    # The clock reads 0 at the start, then 1, 6, 7 after each datum and 8 at the end: a
+    # progress line is due after the second datum (6 - 0 >= 5) and at the end.
+    progress = [line for line in lines if " datums · " in line]
+    assert len(progress) == 2
+    assert progress[0].startswith("2/3 datums · ")
+    assert progress[1].startswith("3/3 datums · 1 failed · ")
