@@ -22,8 +22,9 @@ collection) is the very one of non-batched datums; only *how a transform run hap
 * :meth:`BatchingRuntime.close` (the set is done) kills the process group: the pending call
   never returns.
 
-Transport: a Unix stream socket ``next.sock`` (mode 0600) in a fresh 0700 folder of this
-machine's temp directory; its path is in ``$DATUM_NEXT_SOCKET``. Each call is one connection
+Transport: a Unix stream socket ``next.sock`` (mode 0600) in a fresh 0700 folder of the job's
+scratch folder (``<tmp>/datum-<job>/``; the system temp directory for another scratch root,
+such as ``/pfs`` in a pod); its path is in ``$DATUM_NEXT_SOCKET``. Each call is one connection
 carrying one JSON line each way (``docs/engine.md``, *Datum batching*). A connection is served
 only when the peer (``SO_PEERCRED``) runs as this user in the user process's process group;
 any other caller gets ``{"error": ...}`` and is closed, and the set goes on.
@@ -131,9 +132,11 @@ def _read_request(conn: socket.socket) -> dict[str, Any]:
 class _Server:
     """The listening socket: checks each caller, turns its request into an event."""
 
-    def __init__(self, events: queue.Queue[_Call | _Exited]) -> None:
+    def __init__(self, events: queue.Queue[_Call | _Exited], parent: Path | None = None) -> None:
         self.events = events
-        self.folder = Path(tempfile.mkdtemp(prefix="datum-next-"))  # mode 0700
+        # mode 0700; in the job's scratch folder when there is one, so the dead-runner
+        # clean-up (which removes that folder) also removes a SIGKILLed runner's socket.
+        self.folder = Path(tempfile.mkdtemp(prefix="datum-next-", dir=parent))
         self.path = str(self.folder / "next.sock")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         old = os.umask(0o177)
@@ -234,7 +237,8 @@ class BatchingRuntime:
         self.use_ns = use_ns
         self.view_root = PFS if use_ns or str(root) == PFS else str(root)
         self._events: queue.Queue[_Call | _Exited] = queue.Queue()
-        self._server = _Server(self._events)
+        parent = root.parent if root.parent.name.startswith("datum-") else None
+        self._server = _Server(self._events, parent)
         self._sink = LogSink(None, verbose)
         self._sink_lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
