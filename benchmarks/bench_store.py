@@ -86,6 +86,7 @@ def build_big(root: Path, files: int) -> tuple[str, float, float]:
 
 _CHILD = """
 import json, resource, sys, time
+from airflow_datum_provider.core.listing import glob_files
 from airflow_datum_provider.core.store import Store
 
 def peak_rss_mb():
