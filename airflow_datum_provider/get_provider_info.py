@@ -94,6 +94,7 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": _INTEGRATION,
                 "python-modules": [
+                    "airflow_datum_provider.operators.datum",
                     "airflow_datum_provider.operators.put_files",
                     "airflow_datum_provider.operators.kubernetes",
                 ],
@@ -109,6 +110,12 @@ def get_provider_info() -> dict[str, Any]:
             {
                 "integration-name": _INTEGRATION,
                 "python-modules": ["airflow_datum_provider.triggers.commit"],
+            }
+        ],
+        "task-decorators": [
+            {
+                "name": "datum",
+                "class-name": "airflow_datum_provider.decorators.datum.datum_task",
             }
         ],
         "asset-uris": [

@@ -26,7 +26,7 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     ``inputs``, ``env``) replaces ``transform.cmd``. ``runtime`` is ``"local"`` (the process
     task runs the set in the Airflow worker); other keyword arguments go to all three operators
     (``retries``, ``pool``, ...). Returns the TaskGroup; its ``create``, ``process`` and
-    ``merge`` attributes are the three tasks.
+    ``merge`` attributes are the three tasks, ``pipeline_name`` the pipeline (its output repo).
     """
     from airflow.sdk import TaskGroup
 
@@ -64,6 +64,7 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
             outlets=[DatumAsset(name, parsed.output_branch)],
             **operator_kwargs,
         )
+    group.pipeline_name = name  # type: ignore[attr-defined]
     group.create = create  # type: ignore[attr-defined]
     group.process = process  # type: ignore[attr-defined]
     group.merge = merge  # type: ignore[attr-defined]
