@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 __all__ = ["DatumPipeline"]
@@ -15,6 +15,7 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     python_callable: Callable[[Any], Any] | None = None,
     runtime: str = "local",
     group_id: str | None = None,
+    pod_kwargs: Mapping[str, Any] | None = None,
     **operator_kwargs: Any,
 ) -> Any:
     """Wire one pipeline into the current DAG as a TaskGroup named after it.
@@ -24,7 +25,9 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     touched when the tasks run: the create task creates or updates the pipeline in the store.
     ``python_callable`` (a function of the datum context: ``id``, ``job_id``, ``root``, ``out``,
     ``inputs``, ``env``) replaces ``transform.cmd``. ``runtime`` is ``"local"`` (the process
-    task runs the set in the Airflow worker); other keyword arguments go to all three operators
+    task runs the set in the Airflow worker) or ``"kubernetes"`` (one pod per set with
+    :class:`~airflow_datum_provider.operators.kubernetes.DatumBatchingOperator`; ``pod_kwargs``
+    go to it only, e.g. ``namespace``, ``store_volume``, ``storage_options_secret``); other keyword arguments go to all three operators
     (``retries``, ``pool``, ...). Returns the TaskGroup; its ``create``, ``process`` and
     ``merge`` attributes are the three tasks, ``pipeline_name`` the pipeline (its output repo).
     """
@@ -39,8 +42,14 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
         _spec_of,
     )
 
-    if runtime != "local":
-        raise ValueError(f"runtime: {runtime!r} is not supported here; allowed: 'local'")
+    if runtime not in ("local", "kubernetes"):
+        raise ValueError(f"runtime: {runtime!r} is not supported; allowed: 'local', 'kubernetes'")
+    if runtime == "kubernetes" and python_callable is not None:
+        raise ValueError(
+            "python_callable: a pod runs the spec's transform.cmd in transform.image; "
+            "use runtime='local' for a Python callable"
+        )
+    pod_kwargs = dict(pod_kwargs or {})
     parsed = _spec_of(spec)
     name = parsed.name
     inlets = sorted({(leaf.repo, leaf.branch) for leaf in iter_pfs_inputs(parsed.input)})
@@ -48,12 +57,19 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
         create = CreateDatumsOperator(
             task_id="create_datums", pipeline=name, spec=parsed, store=store, **operator_kwargs
         )
-        process = ProcessDatumsOperator.partial(
-            task_id="process_datums",
-            store=store,
-            python_callable=python_callable,
-            **operator_kwargs,
-        ).expand(set_ref=create.output)
+        if runtime == "kubernetes":
+            from airflow_datum_provider.operators.kubernetes import DatumBatchingOperator
+
+            process = DatumBatchingOperator.partial(
+                task_id="process_datums", store=store, **pod_kwargs, **operator_kwargs
+            ).expand(datum_set=create.output)
+        else:
+            process = ProcessDatumsOperator.partial(
+                task_id="process_datums",
+                store=store,
+                python_callable=python_callable,
+                **operator_kwargs,
+            ).expand(set_ref=create.output)
         merge = MergeOutputsOperator(
             task_id="merge_outputs",
             pipeline=name,

@@ -213,6 +213,8 @@ class ProcessDatumsOperator(BaseOperator):
 
     :param set_ref: one descriptor from ``CreateDatumsOperator`` (map over them with ``expand``).
     :param python_callable: a function of the datum context that replaces ``transform.cmd``.
+    :param batch_config: a ``BatchConfig`` (or its dict form) to run the set's datums through the
+        batch executor: ``max_workers`` threads, fail-fast (see ``docs/batch.md``).
 
     Returns ``{"set", "success", "failed", "recovered", "failed_datums", "seconds"}`` with at
     most :data:`FAILED_IDS_CAP` failed ids.
@@ -227,6 +229,7 @@ class ProcessDatumsOperator(BaseOperator):
         set_ref: Any,
         store: Any = None,
         python_callable: Callable[[Any], Any] | None = None,
+        batch_config: Any = None,
         map_index_template: str | None = (
             "set {{ task.set_ref['set'] }} · {{ task.set_ref['datums'] }} datums"
         ),
@@ -236,6 +239,12 @@ class ProcessDatumsOperator(BaseOperator):
         self.set_ref = set_ref
         self.store = store
         self.python_callable = python_callable
+        if batch_config is not None:
+            from airflow_datum_provider.batch.config import BatchConfig
+
+            if not isinstance(batch_config, BatchConfig):
+                batch_config = BatchConfig.from_dict(batch_config)
+        self.batch_config = batch_config
 
     def execute(self, context: Context) -> dict[str, Any]:
         """Run the set; return its summary."""
@@ -248,8 +257,19 @@ class ProcessDatumsOperator(BaseOperator):
         store = _store(self.store)
         log = DatumLog(self.log, total=ref.datums, store=store, ref=ref)
         started = time.monotonic()
+        executor = None
+        if self.batch_config is not None:
+            from airflow_datum_provider.batch.datums import datum_executor
+
+            executor = datum_executor(self.batch_config)
         try:
-            summary = run_set(store, ref, python=self.python_callable, on_datum=log.datum)
+            summary = run_set(
+                store,
+                ref,
+                python=self.python_callable,
+                on_datum=log.datum,
+                datum_executor=executor,
+            )
         except JobKilled as exc:
             raise AirflowFailException(str(exc)) from None
         log.done()

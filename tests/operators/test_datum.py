@@ -196,3 +196,74 @@ def test_process_task_logs_one_line_per_datum_and_progress(
     assert len(progress) == 2
     assert progress[0].startswith("2/3 datums · ")
     assert progress[1].startswith("3/3 datums · 1 failed · ")
+
+
+def test_process_operator_runs_a_set_through_the_batch_executor(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    from airflow_datum_provider.core import create_pipeline, plan_job, start_job
+    from airflow_datum_provider.core.spec import parse_spec
+    from airflow_datum_provider.core.store import Store
+    from airflow_datum_provider.operators.datum import ProcessDatumsOperator
+
+    url = str(tmp_path / "store")
+    _seed(url, {f"w{i}.txt": f"w{i}" for i in range(6)})
+    store = Store.open(url)
+    spec = {
+        "pipeline": {"name": "shout"},
+        "input": {"pfs": {"repo": "words", "glob": "/*"}},
+        "transform": {"cmd": ["true"]},
+    }
+    create_pipeline(store, parse_spec(spec))
+    plan = plan_job(store, start_job(store, "shout"), max_sets=1)
+    (ref,) = plan.sets
+    op = ProcessDatumsOperator(
+        task_id="p",
+        set_ref=ref.to_dict(),
+        store=url,
+        python_callable=upper,
+        batch_config={"max_workers": 2},
+    )
+    summary = op.execute({})  # type: ignore[arg-type]
+    assert (summary["set"], summary["success"], summary["failed"]) == (ref.set, 6, 0)
+    with pytest.raises(ValueError, match="batch_config"):
+        ProcessDatumsOperator(task_id="q", set_ref={}, batch_config={"max_workers": 0})
+
+
+def test_kubernetes_runtime_wires_one_pod_per_set(airflow_home: Path) -> None:
+    import pendulum
+    from airflow.sdk import DAG
+
+    from airflow_datum_provider import DatumPipeline
+    from airflow_datum_provider.operators.kubernetes import DatumBatchingOperator
+
+    spec = {
+        "pipeline": {"name": "pods"},
+        "input": {"pfs": {"repo": "words", "glob": "/*"}},
+        "transform": {"cmd": ["python", "run.py"], "image": "example/run:1"},
+    }
+    with DAG("pods", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+        group = DatumPipeline(spec, store="s3://bucket/store", runtime="kubernetes")
+    assert group.process.operator_class is DatumBatchingOperator
+    with pytest.raises(ValueError, match="runtime"):
+        DatumPipeline(spec, runtime="docker")
+
+
+def test_a_bad_spec_is_a_parse_time_error_naming_the_field(airflow_home: Path) -> None:
+    import pendulum
+    from airflow.sdk import DAG
+
+    from airflow_datum_provider import DatumPipeline
+    from airflow_datum_provider.core.errors import SpecError
+
+    bad = {
+        "pipeline": {"name": "bad"},
+        "input": {"pfs": {"repo": "words", "glob": "/a/("}},
+        "transform": {"cmd": ["true"]},
+    }
+    with (
+        DAG("bad", schedule=None, start_date=pendulum.datetime(2026, 1, 1)),
+        pytest.raises(SpecError, match=r"input\.pfs\.glob"),
+    ):
+        DatumPipeline(bad, store="/nonexistent/never/touched")
+    assert not Path("/nonexistent/never/touched").exists()
