@@ -136,8 +136,8 @@ def read_chunk(backend: Backend, key: str, *, cache: bool = False) -> Iterator[E
     """The entries of one chunk, checked against its hash (a mismatch is reported as corrupt).
 
     Chunks are immutable and named by their hash, so with ``cache`` verified ones are kept in
-    a small cache per backend (per opened store): many single-path lookups read each once. Streaming a
-    whole listing does not use it (that stays constant-memory).
+    a small cache per backend (per opened store): many single-path lookups read each once.
+    Streaming a whole listing does not use it (that stays constant-memory).
     """
     cache_of = _CHUNK_CACHES.get(backend) if cache else None
     cached = None if cache_of is None else cache_of.get(key)
@@ -148,20 +148,34 @@ def read_chunk(backend: Backend, key: str, *, cache: bool = False) -> Iterator[E
     try:
         if hashlib.blake2b(data, digest_size=32).hexdigest() != key:
             raise ValueError(f"{len(data)} bytes that do not match its hash")
-        entries = []
-        for line in gzip.decompress(data).decode().splitlines():
-            path, digest, size, tag = line.split("\t")
-            entries.append(Entry(path, digest, int(size), tag))
+        text = gzip.decompress(data).decode()
     except (ValueError, OSError, EOFError, zlib.error) as exc:
-        raise CorruptObjectError(
-            f"store {backend.url}: {name} is corrupt ({exc})", url=backend.url, key=name
-        ) from None
-    if cache and len(entries) <= _CHUNK_CACHE_ENTRIES // 4:
+        raise _corrupt_chunk(backend, name, exc) from None
+    if not cache:
+        return _parse_chunk(backend, name, text)
+    entries = list(_parse_chunk(backend, name, text))
+    if len(entries) <= _CHUNK_CACHE_ENTRIES // 4:
         cache_of = _CHUNK_CACHES.setdefault(backend, {})
         if sum(len(v) for v in cache_of.values()) + len(entries) > _CHUNK_CACHE_ENTRIES:
             cache_of.clear()
         cache_of[key] = entries
     return iter(entries)
+
+
+def _corrupt_chunk(backend: Backend, name: str, exc: Exception) -> CorruptObjectError:
+    return CorruptObjectError(
+        f"store {backend.url}: {name} is corrupt ({exc})", url=backend.url, key=name
+    )
+
+
+def _parse_chunk(backend: Backend, name: str, text: str) -> Iterator[Entry]:
+    for line in text.splitlines():
+        try:
+            path, digest, size, tag = line.split("\t")
+            entry = Entry(path, digest, int(size), tag)
+        except ValueError as exc:
+            raise _corrupt_chunk(backend, name, exc) from None
+        yield entry
 
 
 class ManifestWriter:
