@@ -4,7 +4,9 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint typecheck unit bench clean install
+AIRFLOW_ENV := PATH=$(CURDIR)/$(BIN):$$PATH AIRFLOW_HOME=$(CURDIR)/.airflow AIRFLOW__CORE__DAGS_FOLDER=$(CURDIR)/dags AIRFLOW__CORE__LOAD_EXAMPLES=False
+
+.PHONY: airflow demo test lint typecheck unit bench clean install
 
 $(BIN)/python:
 	$(PY) -m venv $(VENV)
@@ -19,9 +21,16 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m airflow_datum_provider.demo
 
+# The example DAGs in the Airflow UI at http://localhost:8080 (Ctrl-C stops it).
+airflow: $(STAMP)
+	@mkdir -p .airflow
+	@echo "Airflow UI: http://localhost:8080  login: admin, password: printed below by airflow standalone"
+	@echo "(also in .airflow/simple_auth_manager_passwords.json.generated); store: $${DATUM_STORE:-the default folder}"
+	$(AIRFLOW_ENV) $(BIN)/airflow standalone
+
 lint: $(STAMP)
-	$(BIN)/ruff check airflow_datum_provider tests benchmarks
-	$(BIN)/ruff format --check airflow_datum_provider tests benchmarks
+	$(BIN)/ruff check airflow_datum_provider tests benchmarks dags
+	$(BIN)/ruff format --check airflow_datum_provider tests benchmarks dags
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -19,7 +19,9 @@ from airflow_datum_provider.cli._store import default_store_url
 __all__ = ["EXAMPLES", "activate_hint", "main"]
 
 # The repository's examples/ folder: specs, input data and a README (not part of the wheel).
-EXAMPLES = Path(__file__).resolve().parents[1] / "examples"
+ROOT = Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+DAGS = ROOT / "dags"
 
 
 def _datumctl(*args: str, check: bool = True) -> None:
@@ -29,6 +31,43 @@ def _datumctl(*args: str, check: bool = True) -> None:
     result = subprocess.run([*cmd, *args], check=False, cwd=EXAMPLES)
     if check and result.returncode != 0:
         raise SystemExit(result.returncode)
+
+
+def _airflow(env: dict[str, str], *args: str) -> None:
+    print(f"\n$ airflow {shlex.join(args)}", flush=True)
+    exe = Path(sys.executable).with_name("airflow")
+    result = subprocess.run(
+        [str(exe), *args], env=env, check=False, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    if result.returncode != 0:
+        sys.stderr.write(result.stderr.decode(errors="replace")[-4000:])
+        raise SystemExit(result.returncode)
+
+
+def _airflow_part(store: str) -> None:
+    """The same data as a DAG author sees it: ``dags/word_count.py`` run by ``airflow dags test``."""
+    home = Path(os.environ.get("DATUM_DEMO_AIRFLOW_HOME") or ROOT / ".airflow")
+    home.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__LOGGING__LOGGING_LEVEL": "WARNING",
+        "DATUM_STORE": store,
+    }
+    print(f"\n# Now through Airflow: AIRFLOW_HOME={home} (SQLite), DAG dags/word_count.py")
+    _airflow(env, "db", "migrate")
+    _datumctl("put", "file", "texts@master:/bob.txt", "-f", "data/texts/bob.txt")
+    _airflow(env, "dags", "test", "word_count")
+    _datumctl("list", "job", "-p", "wc_counts")
+    print("\n# The top words (wc_totals: one reduce datum over every count file)")
+    _datumctl("get", "file", "wc_totals@master:/totals.txt")
+    _datumctl("put", "file", "texts@master:/bob.txt", "-f", "data/more/bob.txt")
+    print("\n# bob.txt changed again: the DAG's next run processes 1 map datum, skips 2")
+    _airflow(env, "dags", "test", "word_count")
+    _datumctl("list", "job", "-p", "wc_counts")
+    print("\nTrigger it from the UI with: make airflow")
 
 
 def activate_hint() -> str:
@@ -68,6 +107,8 @@ def main() -> None:
     _datumctl("list", "job", "-p", "wordcount")
     _datumctl("list", "file", "wordcount@master:/")
     _datumctl("get", "file", "wordcount@master:/bob.txt.count")
+    if os.environ.get("DATUM_DEMO_AIRFLOW", "on") != "off":
+        _airflow_part(store)
     print(f"\nDone. Put datumctl on your PATH with:\n  {activate_hint()}")
     print("Then explore with: datumctl --help")
 
