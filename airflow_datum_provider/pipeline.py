@@ -30,6 +30,10 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     go to it only, e.g. ``namespace``, ``store_volume``, ``storage_options_secret``); other keyword arguments go to all three operators
     (``retries``, ``pool``, ...). Returns the TaskGroup; its ``create``, ``process`` and
     ``merge`` attributes are the three tasks, ``pipeline_name`` the pipeline (its output repo).
+
+    The enclosing DAG gets the run options' Params (``reprocess``, ``pin``, ``dry_run``, see
+    :func:`~airflow_datum_provider.run_options.run_params`) unless it has a param of one of
+    those names already, so *Trigger* shows a form and ``dag_run.conf`` takes the same keys.
     """
     from airflow.sdk import TaskGroup
 
@@ -53,6 +57,7 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     parsed = _spec_of(spec)
     name = parsed.name
     inlets = sorted({(leaf.repo, leaf.branch) for leaf in iter_pfs_inputs(parsed.input)})
+    _add_run_params()
     with TaskGroup(group_id=group_id or name) as group:
         create = CreateDatumsOperator(
             task_id="create_datums", pipeline=name, spec=parsed, store=store, **operator_kwargs
@@ -85,3 +90,15 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     group.process = process  # type: ignore[attr-defined]
     group.merge = merge  # type: ignore[attr-defined]
     return group
+
+
+def _add_run_params() -> None:
+    """Give the DAG being defined the run options' Params, unless it has any of those names."""
+    from airflow.sdk.definitions._internal.contextmanager import DagContext
+
+    from airflow_datum_provider.run_options import RUN_OPTION_KEYS, run_params
+
+    dag = DagContext.get_current()
+    if dag is None or any(key in dag.params for key in RUN_OPTION_KEYS):
+        return
+    dag.params.update(run_params())

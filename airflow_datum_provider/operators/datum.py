@@ -40,6 +40,8 @@ FAILED_IDS_CAP = 100
 """At most this many failed datum ids travel in a set summary (the store has them all)."""
 
 JOB_XCOM_KEY = "job"
+DRY_RUN_REASON = "dry run"
+DRY_RUN_XCOM_KEY = "dry_run"
 
 
 def _store(store: Any) -> Store:
@@ -111,6 +113,13 @@ class CreateDatumsOperator(BaseOperator):
     more than ``[core] max_map_length`` of them, nor more than the pipeline's parallelism unless
     its ``datum_set_spec`` says how to cut them. An empty list is a job with nothing to process;
     the merge still records it. The job's id goes to XCom under the key ``job``.
+
+    Run options (``params`` / ``dag_run.conf``, see :mod:`airflow_datum_provider.run_options`):
+    ``reprocess`` skips nothing, ``pin`` runs against the given input commits (a bad repo or
+    commit fails this task with one line naming it), ``dry_run`` plans, logs the datums, pushes a
+    report under the XCom key ``dry_run``, ends the job ``killed`` with reason ``dry run``
+    (deleting its open output commit: no branch moves) and returns ``[]``. A run triggered by
+    Asset events of an input repo (``DatumAsset`` chaining) is pinned to the commit they name.
     """
 
     template_fields: Sequence[str] = ("pipeline",)
@@ -179,9 +188,20 @@ class CreateDatumsOperator(BaseOperator):
 
     def execute(self, context: Context) -> list[dict[str, Any]]:
         """Start and plan the job; return the set descriptors for ``.expand()``."""
-        from airflow_datum_provider.core import plan_job, start_job
-        from airflow_datum_provider.core.jobs.records import JobRecords
+        from airflow.sdk.exceptions import AirflowFailException
 
+        from airflow_datum_provider.assets import commit_from_events
+        from airflow_datum_provider.core import plan_job, start_job
+        from airflow_datum_provider.core.errors import DatumError
+        from airflow_datum_provider.core.jobs.ending import fail_job
+        from airflow_datum_provider.core.jobs.records import JobRecords
+        from airflow_datum_provider.core.plan import pfs_leaves
+        from airflow_datum_provider.run_options import RunOptions
+
+        try:
+            options = RunOptions.from_context(context)
+        except ValueError as exc:
+            raise AirflowFailException(str(exc)) from None
         store = _store(self.store)
         self._ensure_pipeline(store)
         self._wait_for_earlier_jobs(store)
@@ -189,9 +209,42 @@ class CreateDatumsOperator(BaseOperator):
         max_sets = _max_map_length()
         if spec.datum_set_spec is None:
             max_sets = min(max_sets, spec.parallelism)
-        job = start_job(store, self.pipeline, origin=_origin(context))
-        plan = plan_job(store, job, max_sets=max_sets)
+        # Chaining: a run started by Asset events of an input repo runs on the commit they name.
+        pins: dict[str, str] = {}
+        events = context.get("triggering_asset_events")
+        for leaf in pfs_leaves(spec.input, self.pipeline):
+            commit = commit_from_events(events, leaf.repo, leaf.branch)
+            if commit:
+                pins[leaf.repo] = commit
+        pins.update(options.pins)  # the person's pin wins over the event's
+        try:
+            job = start_job(store, self.pipeline, origin=_origin(context), pins=pins)
+        except DatumError as exc:
+            raise AirflowFailException(str(exc)) from None
+        plan = plan_job(store, job, max_sets=max_sets, reprocess=options.reprocess)
         context["ti"].xcom_push(key=JOB_XCOM_KEY, value={"pipeline": job.pipeline, "id": job.id})
+        if options.dry_run:
+            records = JobRecords(store)
+            ids = [d.id for n in records.set_numbers(job) for d in records.read_set(job, n)]
+            self.log.info(
+                "dry run: job %s would process %d datums in %d sets (%d skipped): %s",
+                job.id,
+                len(ids),
+                len(plan.sets),
+                plan.job.skipped,
+                ", ".join(ids[:100]) + (" ..." if len(ids) > 100 else ""),
+            )
+            fail_job(store, plan.job, DRY_RUN_REASON, state="killed")
+            report = {
+                "job": job.id,
+                "datums": ids[:FAILED_IDS_CAP],
+                "to_process": len(ids),
+                "skipped": plan.job.skipped,
+                "total": plan.job.total,
+                "sets": len(plan.sets),
+            }
+            context["ti"].xcom_push(key=DRY_RUN_XCOM_KEY, value=report)
+            return []
         self.log.info(
             "job %s: %d datums, %d skipped, %d to process in %d sets",
             job.id,
@@ -326,6 +379,9 @@ class MergeOutputsOperator(BaseOperator):
         store = _store(self.store)
         job = JobRecords(store).job(pointer["pipeline"], pointer["id"])
         self.log.info("job %s: merging %d sets (%d failed datums)", job.id, len(summaries), failed)
+        if job.done and job.reason == DRY_RUN_REASON:
+            self.log.info("job %s: dry run, nothing merged", job.id)
+            return {**_job_dict(job), "dry_run": True}
         job = finish_job(store, job)
         result = _job_dict(job)
         self.log.info(

@@ -7,6 +7,7 @@ did not end, and :func:`stop_job` ends one on request.
 from __future__ import annotations
 
 import contextlib
+from collections.abc import Mapping
 
 from airflow_datum_provider.core.errors import DatumError, JobRunning, PipelineError
 from airflow_datum_provider.core.jobs import _layout
@@ -27,7 +28,9 @@ from airflow_datum_provider.core.store import OWNER_JOB, Store
 __all__ = ["check_resumable", "start_job", "stop_job"]
 
 
-def start_job(store: Store, pipeline: str, *, origin: str = "") -> JobInfo:
+def start_job(
+    store: Store, pipeline: str, *, origin: str = "", pins: Mapping[str, str] | None = None
+) -> JobInfo:
     """Create a job for the current heads of the pipeline's inputs and open its output commit.
 
     One job per pipeline runs at a time: earlier jobs that did not end are settled (their
@@ -36,12 +39,14 @@ def start_job(store: Store, pipeline: str, *, origin: str = "") -> JobInfo:
     later land stale outputs on top of this job's. The output branch's head now is recorded as
     the job's ``base_commit``: it plans against it and lands only on it. ``origin`` says who
     started the job (an Airflow DAG run: ``airflow:<dag_id>/<run_id>``); it is recorded as is.
+    ``pins`` (repo → commit id) overrides the branch head for those input repos; an unknown
+    repo or a commit that does not exist (or is not finished) raises :class:`PipelineError`.
     """
     records = JobRecords(store)
     info = records.pipeline(pipeline)
     spec = info.spec
-    pins = pin_inputs(store, spec.input, pipeline)
-    provenance = tuple(f"{repo}@{commit}" for (repo, _), commit in pins.items() if commit)
+    heads = _override(store, pipeline, pin_inputs(store, spec.input, pipeline), pins or {})
+    provenance = tuple(f"{repo}@{commit}" for (repo, _), commit in heads.items() if commit)
     output = store.start_commit(
         pipeline, spec.output_branch, origin="auto", provenance=provenance, owner=OWNER_JOB
     )
@@ -50,7 +55,7 @@ def start_job(store: Store, pipeline: str, *, origin: str = "") -> JobInfo:
         pipeline=pipeline,
         state="created",
         created=now(),
-        inputs=tuple(f"{repo}@{branch}={commit or ''}" for (repo, branch), commit in pins.items()),
+        inputs=tuple(f"{repo}@{branch}={commit or ''}" for (repo, branch), commit in heads.items()),
         output_repo=pipeline,
         output_branch=spec.output_branch,
         output_commit=output.id,
@@ -63,6 +68,31 @@ def start_job(store: Store, pipeline: str, *, origin: str = "") -> JobInfo:
     records.save_job(job)
     _supersede_earlier_jobs(store, job)
     return job
+
+
+def _override(
+    store: Store,
+    pipeline: str,
+    heads: dict[tuple[str, str], str | None],
+    pins: Mapping[str, str],
+) -> dict[tuple[str, str], str | None]:
+    """The input heads with ``pins`` (repo → commit) put in place of the branch heads."""
+    repos = sorted({repo for repo, _ in heads})
+    resolved: dict[str, str] = {}
+    for repo, commit in pins.items():
+        if repo not in repos:
+            raise PipelineError(
+                f"pin: repo {repo!r} is not an input of pipeline {pipeline!r} "
+                f"(inputs: {', '.join(repos) or 'none'})"
+            )
+        try:
+            info = store.inspect_commit(repo, commit)
+        except DatumError:
+            raise PipelineError(f"pin: commit {commit!r} does not exist in repo {repo!r}") from None
+        if info.finished is None:
+            raise PipelineError(f"pin: commit {commit!r} in repo {repo!r} is not finished")
+        resolved[repo] = info.id
+    return {(repo, branch): resolved.get(repo, head) for (repo, branch), head in heads.items()}
 
 
 def _supersede_earlier_jobs(store: Store, job: JobInfo) -> None:

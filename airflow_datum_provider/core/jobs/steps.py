@@ -215,8 +215,13 @@ def _base_index(store: Store, job: JobInfo) -> tuple[str, dict[str, IndexRecord]
     return "", None
 
 
-def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> PlanResult:
-    """List datums, skip unchanged ones, and write the datum sets of a job to the store."""
+def plan_job(
+    store: Store, job: JobInfo, *, max_sets: int | None = None, reprocess: bool = False
+) -> PlanResult:
+    """List datums, skip unchanged ones, and write the datum sets of a job to the store.
+
+    ``reprocess=True`` skips nothing for this job (as ``reprocess_spec: every_job`` does).
+    """
     records = JobRecords(store)
     heartbeat(store, job)
     records.clear_plan(job)
@@ -231,7 +236,7 @@ def plan_job(store: Store, job: JobInfo, *, max_sets: int | None = None) -> Plan
         pipeline=job.pipeline,
         deadline=_deadline(job, spec),  # planning counts against job_timeout too
     )
-    diff = diff_datums(planner, base, every_job=spec.reprocess_spec == "every_job")
+    diff = diff_datums(planner, base, every_job=reprocess or spec.reprocess_spec == "every_job")
     refs = _write_plan(records, job, diff, spec, max_sets)
     job = records.update_job(
         job,
