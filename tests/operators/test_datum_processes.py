@@ -19,7 +19,6 @@ import subprocess
 import sys
 import textwrap
 import urllib.request
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -32,6 +31,7 @@ from tests.triggers.test_processes import (
     _free_port,
     _postgres_or_skip,
     _wait,
+    airflow_env,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
@@ -210,9 +210,9 @@ with DAG("shout_e2e", schedule=None, start_date=pendulum.datetime(2026, 1, 1), c
 @pytest.fixture(scope="module")
 def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     """api-server, dag-processor and scheduler (LocalExecutor) on a fresh PostgreSQL database."""
+    db = _postgres_or_skip()  # skips first, where psycopg or PostgreSQL is missing
     import psycopg
 
-    db = _postgres_or_skip()
     home = tmp_path_factory.mktemp("airflow_pipeline_procs")
     (home / "dags").mkdir()
     records = home / "records"
@@ -220,31 +220,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     store = str(home / "store")
     port = _free_port()
     db_url = f"postgresql://postgres@127.0.0.1:5432/{db}"
-    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
-    env.update(
-        {
-            "AIRFLOW_HOME": str(home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-            "AIRFLOW__CORE__PARALLELISM": "4",
-            "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": (
-                f"postgresql+psycopg://postgres@127.0.0.1:5432/{db}"
-            ),
-            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC": (
-                f"postgresql+psycopg_async://postgres@127.0.0.1:5432/{db}"
-            ),
-            "AIRFLOW__API__PORT": str(port),
-            "AIRFLOW__API__HOST": "127.0.0.1",
-            "AIRFLOW__API__WORKERS": "1",
-            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{port}/execution/",
-            "AIRFLOW__API_AUTH__JWT_SECRET": uuid.uuid4().hex,
-            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-            "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "1",
-            "DATUM_STORE": store,
-        }
-    )
+    env = airflow_env(home, db, port, store)
     (home / "dags" / "shout_e2e.py").write_text(
         textwrap.dedent(PIPELINE_DAG.format(store=store, records=str(records)))
     )

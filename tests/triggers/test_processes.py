@@ -226,30 +226,8 @@ class Cluster:
         return ok if len(ok) >= count else None
 
 
-def _postgres_or_skip() -> str:
-    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
-    name = f"datum_trg_{uuid.uuid4().hex[:12]}"
-    try:
-        with psycopg.connect(PG, autocommit=True, connect_timeout=5) as conn:
-            conn.execute(f'create database "{name}"')
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not usable ({exc})".splitlines()[0])
-    return name
-
-
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    """Airflow's four processes on a temporary home and a fresh PostgreSQL database."""
-    import psycopg
-
-    db = _postgres_or_skip()
-    home = tmp_path_factory.mktemp("airflow_procs")
-    (home / "dags").mkdir()
-    records = home / "records"
-    records.mkdir()
-    store = str(home / "store")
-    port = _free_port()
-    db_url = f"postgresql://postgres@127.0.0.1:5432/{db}"
+def airflow_env(home: Path, db: str, port: int, store: str) -> dict[str, str]:
+    """The environment of Airflow's processes: LocalExecutor, PostgreSQL ``db``, fast loops."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
     env.update(
         {
@@ -276,6 +254,34 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
             "DATUM_STORE": store,
         }
     )
+    return env
+
+
+def _postgres_or_skip() -> str:
+    psycopg = pytest.importorskip("psycopg", reason="psycopg is not installed")
+    name = f"datum_trg_{uuid.uuid4().hex[:12]}"
+    try:
+        with psycopg.connect(PG, autocommit=True, connect_timeout=5) as conn:
+            conn.execute(f'create database "{name}"')
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL at 127.0.0.1:5432 is not usable ({exc})".splitlines()[0])
+    return name
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Airflow's four processes on a temporary home and a fresh PostgreSQL database."""
+    db = _postgres_or_skip()  # skips first, where psycopg or PostgreSQL is missing
+    import psycopg
+
+    home = tmp_path_factory.mktemp("airflow_procs")
+    (home / "dags").mkdir()
+    records = home / "records"
+    records.mkdir()
+    store = str(home / "store")
+    port = _free_port()
+    db_url = f"postgresql://postgres@127.0.0.1:5432/{db}"
+    env = airflow_env(home, db, port, store)
     (home / "dags" / "datum_chain.py").write_text(
         textwrap.dedent(DAGS.format(store=store, records=str(records)))
     )
