@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from airflow_datum_provider.core.datum import Datum
     from airflow_datum_provider.core.jobs.steps import SetRef
-    from airflow_datum_provider.core.store import Store
 
 PROGRESS_EVERY = 5.0
 """Seconds between progress lines (at most; one is also written when the set ends)."""
@@ -30,14 +29,12 @@ class DatumLog:
         log: logging.Logger | Any,
         *,
         total: int,
-        store: Store | None = None,
         ref: SetRef | None = None,
         clock: Callable[[], float] = time.monotonic,
         every: float = PROGRESS_EVERY,
     ) -> None:
         self.log = log
         self.total = total
-        self.store = store
         self.ref = ref
         self.clock = clock
         self.every = every

@@ -308,7 +308,7 @@ class ProcessDatumsOperator(BaseOperator):
 
         ref = SetRef.from_dict(self.set_ref)
         store = _store(self.store)
-        log = DatumLog(self.log, total=ref.datums, store=store, ref=ref)
+        log = DatumLog(self.log, total=ref.datums, ref=ref)
         started = time.monotonic()
         executor = None
         if self.batch_config is not None:

@@ -179,7 +179,7 @@ def test_process_task_logs_one_line_per_datum_and_progress(
     assert ref.datums == 3
     ticks = iter([0.0, 1.0, 6.0, 7.0, 8.0])
     logger = logging.getLogger("test.datumlog")
-    log = DatumLog(logger, total=ref.datums, store=store, ref=ref, clock=lambda: next(ticks))
+    log = DatumLog(logger, total=ref.datums, ref=ref, clock=lambda: next(ticks))
     with caplog.at_level(logging.INFO, logger="test.datumlog"):
         run_set(store, ref, python=fail_on_bad, on_datum=log.datum)
         log.done()
