@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from airflow_datum_provider.core._failpoints import failpoint
 from airflow_datum_provider.core.datum import Datum
@@ -63,6 +63,7 @@ __all__ = [
     "DatumCallback",
     "DatumExecutor",
     "PlanResult",
+    "RunOne",
     "SetRef",
     "SetSummary",
     "finish_job",
@@ -79,19 +80,32 @@ DatumCallback = Callable[[Datum, Mapping[str, Any], bool], None]
 
 ``resumed`` is true for a datum an earlier try finished (its checkpointed result)."""
 
+
+class RunOne(Protocol):
+    """Runs (or resumes) one datum in ``scratch``: ``(result, resumed)`` (see DatumExecutor)."""
+
+    def __call__(
+        self,
+        datum: Datum,
+        scratch: Path,
+        *,
+        deadline: float | None = None,
+        deadline_reason: str = "datum timed out",
+    ) -> tuple[DatumResult, bool]: ...
+
+
 DatumExecutor = Callable[
-    [
-        Iterable[Datum],
-        Callable[[Datum, Path], tuple[DatumResult, bool]],
-        Path,
-    ],
+    [Iterable[Datum], RunOne, Path],
     Iterable[tuple[Datum, DatumResult, bool]],
 ]
 """Runs a set's datums: ``(datums, run_one, scratch_root)`` -> ``(datum, result, resumed)`` each.
 
 ``run_one(datum, scratch)`` runs or resumes one datum in its own scratch folder (concurrent
 calls need distinct folders under ``scratch_root``) and may raise ``JobKilled``, which must be
-re-raised. Datums it never yields count as not run. ``airflow_datum_provider.batch.datums``
+re-raised. ``deadline`` (a :func:`time.monotonic` instant) bounds this datum's runs as the job's
+deadline does (the worker kills its process there); a datum cut by it fails with
+``deadline_reason``, while the job's own deadline still kills the job. Datums it never yields
+count as not run. ``airflow_datum_provider.batch.datums``
 provides one on the batch executor (workers, fail-fast); the default is the in-order loop.
 Ignored when the spec uses ``datum_batching`` (one user process serves the set in order)."""
 
@@ -409,12 +423,12 @@ def process_set(
     options = RunOptions.from_spec(spec)
     if python is not None:
         options = replace(options, cmd=(), stdin=(), python=python, datum_batching=False)
-    deadline = _deadline(job, spec)
+    job_deadline = _deadline(job, spec)
     context = JobContext(
         job_id=job.id,
         output_commit=job.output_commit,
         pipeline=job.pipeline,
-        deadline=deadline,
+        deadline=job_deadline,
         env={SET_MARKER: set_marker(job.id, number)},
     )
     done = records.datum_results(job, number)
@@ -434,7 +448,13 @@ def process_set(
         batching = batching_runtime(options, root=root, job=context, verbose=verbose)
     lease_lock = threading.Lock()
 
-    def run_one(datum: Datum, scratch: Path) -> tuple[DatumResult, bool]:
+    def run_one(
+        datum: Datum,
+        scratch: Path,
+        *,
+        deadline: float | None = None,
+        deadline_reason: str = "datum timed out",
+    ) -> tuple[DatumResult, bool]:
         """Run (or resume) one datum in ``scratch``; checkpoint it; ``(result, resumed)``."""
         result = done.get(datum.id)
         if result is not None:
@@ -442,14 +462,15 @@ def process_set(
         stop = stop_reason(store, job)
         if stop is not None:
             raise JobKilled(stop, job=job.id)
-        if deadline is not None and time.monotonic() >= deadline:
+        if job_deadline is not None and time.monotonic() >= job_deadline:
             raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
         log = io.StringIO()
+        own = deadline is not None and (job_deadline is None or deadline < job_deadline)
         outcome = run_datum(
             store,
             datum,
             options=options,
-            job=context,
+            job=replace(context, deadline=deadline) if own else context,
             scratch_root=scratch,
             log=log,
             verbose=verbose,
@@ -458,9 +479,11 @@ def process_set(
         with lease_lock:
             lease.check()  # a runner that took the set over writes the results now
         if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
-            # Keep what the datum printed; no result, so it counts as not run.
-            records.write_log(job, datum.id, log.getvalue())
-            raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+            if not own or (job_deadline is not None and time.monotonic() >= job_deadline):
+                # Keep what the datum printed; no result, so it counts as not run.
+                records.write_log(job, datum.id, log.getvalue())
+                raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
+            outcome = replace(outcome, reason=deadline_reason)  # the caller's deadline cut it
         result = replace(outcome, try_number=lease.try_number)
         records.write_log(job, datum.id, log.getvalue())
         records.write_result(job, number, result)
