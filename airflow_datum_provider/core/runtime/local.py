@@ -15,6 +15,10 @@ and yields each set's :class:`~airflow_datum_provider.core.jobs.steps.SetSummary
 
 The first set that raises ends the iteration with its exception once the sets already
 started have ended (nothing half-runs: a set is the unit of work and of retry).
+
+``batch_config`` (a :class:`~airflow_datum_provider.batch.BatchConfig` in its dict form, so it
+crosses to spawned workers) runs each set's datums through the batch executor
+(:func:`airflow_datum_provider.batch.datums.datum_executor`) instead of the in-order loop.
 """
 
 from __future__ import annotations
@@ -34,7 +38,7 @@ from airflow_datum_provider.core.errors import PipelineError
 
 if TYPE_CHECKING:
     from airflow_datum_provider.core.jobs.records import JobInfo
-    from airflow_datum_provider.core.jobs.steps import SetRef, SetSummary
+    from airflow_datum_provider.core.jobs.steps import DatumExecutor, SetRef, SetSummary
     from airflow_datum_provider.core.store import Store
 
 __all__ = [
@@ -118,16 +122,28 @@ class SetExecutor:
 
     kind: ExecutorKind = "inline"
 
-    def __init__(self, store: Store, *, verbose: bool = False) -> None:
+    def __init__(
+        self,
+        store: Store,
+        *,
+        verbose: bool = False,
+        batch_config: Mapping[str, Any] | None = None,
+    ) -> None:
         self.store = store
         self.verbose = verbose
+        self.batch_config = batch_config
 
     def map(self, refs: Sequence[SetRef]) -> Iterator[SetSummary]:
         """Run every set of ``refs``; yield each summary as its set ends."""
         from airflow_datum_provider.core.jobs.steps import run_set
 
         for ref in refs:
-            yield run_set(self.store, ref, verbose=self.verbose)
+            yield run_set(
+                self.store,
+                ref,
+                verbose=self.verbose,
+                datum_executor=_datum_executor(self.batch_config),
+            )
 
     def close(self) -> None:
         """Release the executor's workers (waits for running sets)."""
@@ -144,9 +160,25 @@ class SetExecutor:
         self.close()
 
 
+def _datum_executor(batch_config: Mapping[str, Any] | None) -> DatumExecutor | None:
+    if batch_config is None:
+        return None
+    from airflow_datum_provider.batch.config import BatchConfig
+    from airflow_datum_provider.batch.datums import datum_executor
+
+    return datum_executor(BatchConfig.from_dict(dict(batch_config)))
+
+
 class _PoolExecutor(SetExecutor):
-    def __init__(self, store: Store, pool: concurrent.futures.Executor, *, verbose: bool) -> None:
-        super().__init__(store, verbose=verbose)
+    def __init__(
+        self,
+        store: Store,
+        pool: concurrent.futures.Executor,
+        *,
+        verbose: bool,
+        batch_config: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(store, verbose=verbose, batch_config=batch_config)
         self.pool = pool
 
     def _submit(self, ref: SetRef) -> concurrent.futures.Future[SetSummary]:
@@ -154,8 +186,12 @@ class _PoolExecutor(SetExecutor):
 
     def map(self, refs: Sequence[SetRef]) -> Iterator[SetSummary]:
         futures = [self._submit(ref) for ref in refs]
-        for future in concurrent.futures.as_completed(futures):
-            yield future.result()
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield future.result()
+        finally:  # the caller stopped early (fail-fast): sets not started are not started
+            for future in futures:
+                future.cancel()
 
     def close(self) -> None:
         self.pool.shutdown(wait=True)
@@ -167,17 +203,28 @@ class _ThreadExecutor(_PoolExecutor):
     def _submit(self, ref: SetRef) -> concurrent.futures.Future[SetSummary]:
         from airflow_datum_provider.core.jobs.steps import run_set
 
-        return self.pool.submit(run_set, self.store, ref, verbose=self.verbose)
+        return self.pool.submit(
+            run_set,
+            self.store,
+            ref,
+            verbose=self.verbose,
+            datum_executor=_datum_executor(self.batch_config),
+        )
 
 
 def _run_set_in_child(
-    url: str, options: Mapping[str, Any], ref: dict[str, Any], verbose: bool
+    url: str,
+    options: Mapping[str, Any],
+    ref: dict[str, Any],
+    verbose: bool,
+    batch_config: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     from airflow_datum_provider.core.jobs.steps import SetRef, run_set
     from airflow_datum_provider.core.store import Store
 
     store = Store.open(url, storage_options=options)
-    return run_set(store, SetRef.from_dict(ref), verbose=verbose).to_dict()
+    executor = _datum_executor(batch_config)
+    return run_set(store, SetRef.from_dict(ref), verbose=verbose, datum_executor=executor).to_dict()
 
 
 class _ProcessExecutor(_PoolExecutor):
@@ -190,8 +237,9 @@ class _ProcessExecutor(_PoolExecutor):
         *,
         verbose: bool,
         storage_options: Mapping[str, Any] | None,
+        batch_config: Mapping[str, Any] | None = None,
     ) -> None:
-        super().__init__(store, pool, verbose=verbose)
+        super().__init__(store, pool, verbose=verbose, batch_config=batch_config)
         self.options = dict(storage_options or {})
 
     def map(self, refs: Sequence[SetRef]) -> Iterator[SetSummary]:
@@ -199,12 +247,21 @@ class _ProcessExecutor(_PoolExecutor):
 
         futures = [
             self.pool.submit(
-                _run_set_in_child, self.store.url, self.options, ref.to_dict(), self.verbose
+                _run_set_in_child,
+                self.store.url,
+                self.options,
+                ref.to_dict(),
+                self.verbose,
+                self.batch_config,
             )
             for ref in refs
         ]
-        for future in concurrent.futures.as_completed(futures):
-            yield SetSummary.from_dict(future.result())
+        try:
+            for future in concurrent.futures.as_completed(futures):
+                yield SetSummary.from_dict(future.result())
+        finally:  # the caller stopped early (fail-fast): sets not started are not started
+            for future in futures:
+                future.cancel()
 
 
 def set_executor(
@@ -214,6 +271,7 @@ def set_executor(
     workers: int = 1,
     storage_options: Mapping[str, Any] | None = None,
     verbose: bool = False,
+    batch_config: Mapping[str, Any] | None = None,
 ) -> SetExecutor:
     """The set executor of ``kind`` (``inline``, ``thread`` or ``process``) with ``workers``."""
     if kind not in EXECUTOR_KINDS:
@@ -223,12 +281,12 @@ def set_executor(
     if workers < 1:
         raise PipelineError(f"executor workers: {workers} is not allowed; use 1 or more")
     if kind == "inline":
-        return SetExecutor(store, verbose=verbose)
+        return SetExecutor(store, verbose=verbose, batch_config=batch_config)
     if kind == "thread":
         threads = concurrent.futures.ThreadPoolExecutor(
             max_workers=workers, thread_name_prefix="datum-set"
         )
-        return _ThreadExecutor(store, threads, verbose=verbose)
+        return _ThreadExecutor(store, threads, verbose=verbose, batch_config=batch_config)
     ctx = multiprocessing.get_context("spawn")
     processes = concurrent.futures.ProcessPoolExecutor(
         max_workers=workers,
@@ -236,4 +294,10 @@ def set_executor(
         initializer=_die_with_parent,
         initargs=(os.getpid(),),
     )
-    return _ProcessExecutor(store, processes, verbose=verbose, storage_options=storage_options)
+    return _ProcessExecutor(
+        store,
+        processes,
+        verbose=verbose,
+        storage_options=storage_options,
+        batch_config=batch_config,
+    )
