@@ -14,9 +14,11 @@ __all__ = [
     "LARGE_DATA_BATCH_CONFIG",
     "PARALLEL_BATCH_CONFIG",
     "SEQUENTIAL_BATCH_CONFIG",
+    "PRESETS",
     "AggregationStrategy",
     "BatchConfig",
     "ExecutionStrategy",
+    "load_batch_config",
 ]
 
 
@@ -210,3 +212,57 @@ SEQUENTIAL_BATCH_CONFIG = BatchConfig(
 )
 FAIL_FAST_BATCH_CONFIG = BatchConfig(fail_fast=True)
 LARGE_DATA_BATCH_CONFIG = BatchConfig(batch_size=50_000)
+
+PRESETS: dict[str, BatchConfig] = {
+    "default": DEFAULT_BATCH_CONFIG,
+    "parallel": PARALLEL_BATCH_CONFIG,
+    "sequential": SEQUENTIAL_BATCH_CONFIG,
+    "fail-fast": FAIL_FAST_BATCH_CONFIG,
+    "large-data": LARGE_DATA_BATCH_CONFIG,
+}
+"""The presets by the names ``datumctl run pipeline --batch-config NAME`` takes."""
+
+
+def load_batch_config(value: str, *, field: str = "batch_config") -> BatchConfig:
+    """A config from a preset name (:data:`PRESETS`), a JSON/YAML file, or inline JSON/YAML.
+
+    A mapping (from the file or inline) holds :class:`BatchConfig`'s fields; a ``preset`` key
+    starts from that preset, the other keys override it (``{"preset": "parallel",
+    "max_workers": 2}``). Anything else is a one-line :class:`SpecError` naming the field.
+    """
+    import os
+
+    from airflow_datum_provider.core._documents import load_documents
+
+    text = value.strip()
+    preset = PRESETS.get(text.lower().replace("_", "-"))
+    if preset is not None:
+        return preset
+    names = ", ".join(PRESETS)
+    if os.path.isfile(value):
+        try:
+            with open(value, encoding="utf-8") as fh:
+                text = fh.read()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise SpecError(f"cannot read {value!r}: {exc}", field=field) from None
+        where = f"{field} ({value})"
+    elif text.startswith("{"):
+        where = field
+    else:
+        raise SpecError(
+            f"{value[:80]!r} is not a preset ({names}), a file, or a JSON/YAML mapping",
+            field=field,
+        )
+    documents = load_documents(text)
+    if len(documents) != 1 or not isinstance(documents[0], dict):
+        raise SpecError("must be one mapping of BatchConfig fields", field=where)
+    data = dict(documents[0])
+    base = data.pop("preset", None)
+    if base is None:
+        return BatchConfig.from_dict(data, field=field)
+    start = PRESETS.get(str(base).lower().replace("_", "-"))
+    if start is None:
+        raise SpecError(f"{str(base)[:80]!r} is not one of {names}", field=f"{field}.preset")
+    merged = start.to_dict()
+    merged.update(data)
+    return BatchConfig.from_dict(merged, field=field)

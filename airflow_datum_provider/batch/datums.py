@@ -4,16 +4,29 @@ Each datum is one chunk (``DatasetListChunker``); ``max_workers`` threads run da
 each in its own scratch folder; datum states map onto chunk statuses (success -> PASSED,
 recovered -> WARNING, failed -> FAILED, a raise -> ERROR). With ``fail_fast`` the first failed
 datum stops the scheduling of the others (they stay not run and the job fails with that datum's
-reason). Timeouts stay the spec's: ``datum_timeout`` kills a datum's process group and
-``job_timeout`` ends the job, so a batch config with timeouts is refused here.
+reason).
+
+Timeouts are enforced by the worker, the way ``job_timeout`` is (the datum's process group is
+killed at the deadline; a Python transform on a worker thread fails when it returns), never by
+abandoning a thread whose datum would go on writing:
+
+* ``chunk_timeout_seconds`` bounds each datum (all its attempts): a datum past it fails with
+  ``datum timed out after <s>s (batch_config.chunk_timeout_seconds)``; the spec's
+  ``datum_timeout`` still bounds each attempt, whichever is shorter wins.
+* ``timeout_seconds`` bounds the set: datums running then fail with ``set timed out after <s>s
+  (batch_config.timeout_seconds)``, datums not started stay not run, and the set raises
+  :class:`~airflow_datum_provider.core.errors.JobKilled` with that reason (the job ends
+  ``killed``, as at its ``job_timeout``; ``--resume`` runs what is left).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import queue
 import threading
-from collections.abc import Callable, Iterable, Iterator
+import time
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -22,14 +35,14 @@ from airflow_datum_provider.batch.config import BatchConfig
 from airflow_datum_provider.batch.executor import BatchExecutor
 from airflow_datum_provider.batch.hooks import BatchHook
 from airflow_datum_provider.batch.results import CheckStatus, ChunkResult
-from airflow_datum_provider.core.errors import BatchExecutionError, JobKilled, SpecError
+from airflow_datum_provider.core.errors import BatchExecutionError, JobKilled
 
 if TYPE_CHECKING:
     from airflow_datum_provider.core.datum import Datum
-    from airflow_datum_provider.core.jobs.steps import DatumExecutor
+    from airflow_datum_provider.core.jobs.steps import DatumExecutor, RunOne
     from airflow_datum_provider.core.worker.policy import DatumResult
 
-__all__ = ["STATE_STATUS", "datum_executor"]
+__all__ = ["STATE_STATUS", "chunk_timeout_reason", "datum_executor", "set_timeout_reason"]
 
 STATE_STATUS = {
     "success": CheckStatus.PASSED,
@@ -52,20 +65,30 @@ class _Forward(BatchHook):
         self.out.put(result.value)
 
 
+def chunk_timeout_reason(seconds: float) -> str:
+    """The reason of a datum cut by ``chunk_timeout_seconds``."""
+    return f"datum timed out after {seconds:g}s (batch_config.chunk_timeout_seconds)"
+
+
+def set_timeout_reason(seconds: float) -> str:
+    """The reason of a datum (and a set) cut by ``timeout_seconds``."""
+    return f"set timed out after {seconds:g}s (batch_config.timeout_seconds)"
+
+
 def datum_executor(config: BatchConfig) -> DatumExecutor:
     """A :data:`~airflow_datum_provider.core.jobs.steps.DatumExecutor` running on ``config``."""
-    if config.timeout_seconds is not None or config.chunk_timeout_seconds is not None:
-        raise SpecError(
-            "timeouts of a datum set come from the spec (datum_timeout, job_timeout), "
-            "not from the batch config",
-            field="batch_config.timeout_seconds",
-        )
+    chunk_timeout, total = config.chunk_timeout_seconds, config.timeout_seconds
+    # The worker enforces the timeouts (module docstring); the executor only schedules.
+    inner = dataclasses.replace(config, timeout_seconds=None, chunk_timeout_seconds=None)
 
     def run(
         datums: Iterable[Datum],
-        run_one: Callable[[Datum, Path], tuple[DatumResult, bool]],
+        run_one: RunOne,
         root: Path,
     ) -> Iterator[tuple[Datum, DatumResult, bool]]:
+        set_deadline = None if total is None else time.monotonic() + total
+        total_reason = "" if total is None else set_timeout_reason(total)
+        cut = threading.Event()  # the set's timeout cut a datum or kept one from starting
         local = threading.local()
         counter = itertools.count()
 
@@ -76,16 +99,34 @@ def datum_executor(config: BatchConfig) -> DatumExecutor:
             path: Path = local.path
             return path
 
+        def bounds() -> tuple[float | None, str]:
+            now = time.monotonic()
+            if set_deadline is not None and now >= set_deadline:
+                cut.set()
+                raise JobKilled(total_reason)
+            if chunk_timeout is not None and (
+                set_deadline is None or now + chunk_timeout < set_deadline
+            ):
+                return now + chunk_timeout, chunk_timeout_reason(chunk_timeout)
+            return set_deadline, total_reason
+
         class Engine:
             def check(self, datum: Datum, **kwargs: Any) -> _Ran:
-                return _Ran(datum, *run_one(datum, scratch()))
+                deadline, reason = bounds()
+                ran = _Ran(
+                    datum,
+                    *run_one(datum, scratch(), deadline=deadline, deadline_reason=reason),
+                )
+                if total_reason and ran.result.reason == total_reason:
+                    cut.set()
+                return ran
 
             profile = learn = check
 
         out: queue.SimpleQueue[Any] = queue.SimpleQueue()
         box: dict[str, Any] = {}
         executor = BatchExecutor(
-            Engine(), config, hooks=[_Forward(out)], chunker=DatasetListChunker()
+            Engine(), inner, hooks=[_Forward(out)], chunker=DatasetListChunker()
         )
 
         def work() -> None:
@@ -107,6 +148,8 @@ def datum_executor(config: BatchConfig) -> DatumExecutor:
             remove_private_tmp(path)
         error = box.get("error")
         result = box.get("result")
+        if cut.is_set():
+            raise JobKilled(total_reason)
         if isinstance(error, BatchExecutionError) and isinstance(error.__cause__, JobKilled):
             raise error.__cause__
         if error is not None:

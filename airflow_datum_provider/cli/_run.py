@@ -157,6 +157,7 @@ def run_and_report(
     verbose: bool = False,
     output: OutputFormat = "text",
     exit_on_failure: bool = True,
+    batch_config: Any = None,
 ) -> JobInfo:
     """Run one job of ``name`` and print what ``run pipeline`` prints (module docstring).
 
@@ -170,7 +171,14 @@ def run_and_report(
     if resume:
         display.announce(resume)
     with _displayed(display) as final:
-        job = run_pipeline(store, name, parallelism=parallelism, resume=resume, verbose=verbose)
+        job = run_pipeline(
+            store,
+            name,
+            parallelism=parallelism,
+            resume=resume,
+            verbose=verbose,
+            batch_config=batch_config,
+        )
         final.append(job)
     display.announce(job.id)
     if output != "text":

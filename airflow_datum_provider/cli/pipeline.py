@@ -365,6 +365,15 @@ def delete_pipeline_cmd(
     is_flag=True,
     help="Then run every pipeline downstream of it whose inputs moved, in provenance order.",
 )
+@click.option(
+    "--batch-config",
+    "batch_config",
+    metavar="CONFIG",
+    callback=lambda ctx, param, value: _batch_config(value),
+    help="Run each set's datums through the batch executor: a preset (default, parallel, "
+    "sequential, fail-fast, large-data), a JSON/YAML file, or inline JSON "
+    '(\'{"max_workers": 2, "fail_fast": true}\').',
+)
 @click.option("-v", "--verbose", is_flag=True, help="Stream each datum's output to stderr.")
 @output_option
 @pass_store
@@ -374,6 +383,7 @@ def run_pipeline_cmd(
     parallelism: int | None,
     resume: str | None,
     downstream: bool,
+    batch_config: Any,
     verbose: bool,
     output: OutputFormat,
 ) -> None:
@@ -389,6 +399,12 @@ def run_pipeline_cmd(
     With --downstream, the pipelines reading this one's output (transitively) run after it, in
     provenance order, each only if one of its inputs moved since its last job (pachctl starts
     them on every commit; locally this, or `datumctl watch`, does).
+
+    With --batch-config, each set's datums run through the batch executor: `max_workers`
+    datums at once (threads, each in its own scratch folder), `fail_fast` stops the set at the
+    first failed datum, `chunk_timeout_seconds` fails a datum that runs longer, and
+    `timeout_seconds` ends the set (the job is killed; --resume runs the rest). See
+    docs/batch.md.
     """
     from airflow_datum_provider.cli._run import run_and_report, runs_needed
 
@@ -413,8 +429,21 @@ def run_pipeline_cmd(
         if index and not runs_needed(store, each):
             click.echo(f"datumctl: {each}: inputs unchanged since its last job; not run", err=True)
             continue
+        if batch_config is not None:
+            spec = JobRecords(store).pipeline(each).spec
+            if spec.transform.datum_batching:
+                warn(
+                    f"pipeline {each} uses datum_batching: one user process serves each set "
+                    "in order, so --batch-config does not apply to it"
+                )
         run_and_report(
-            store, each, parallelism=parallelism, resume=resume, verbose=verbose, output=output
+            store,
+            each,
+            parallelism=parallelism,
+            resume=resume,
+            verbose=verbose,
+            output=output,
+            batch_config=batch_config,
         )
 
 
@@ -471,6 +500,18 @@ def watch(store: Store, only: tuple[str, ...], interval: float, parallelism: int
     from airflow_datum_provider.cli._run import watch_loop
 
     watch_loop(store, only=only, interval=interval, parallelism=parallelism)
+
+
+def _batch_config(value: str | None) -> Any:
+    """``--batch-config``: a checked BatchConfig, or None; a bad value is one line, exit 1."""
+    if value is None:
+        return None
+    from airflow_datum_provider.batch.config import load_batch_config
+    from airflow_datum_provider.batch.datums import datum_executor
+
+    config = load_batch_config(value)
+    datum_executor(config)
+    return config
 
 
 def check_job_id(job_id: str) -> str:

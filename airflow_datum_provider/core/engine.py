@@ -64,13 +64,18 @@ def run_pipeline(
     verbose: bool = False,
     storage_options: Mapping[str, Any] | None = None,
     executor: str | None = None,
+    batch_config: Any = None,
 ) -> JobInfo:
     """Run one job now (or continue ``resume``): plan, process every set, merge.
 
     With ``parallelism`` > 1 sets run in that many worker processes (``executor`` picks
-    another set executor: ``inline``, ``thread``, ``process``). A job that fails ends in state
-    failure / killed; this function returns the final record either way.
+    another set executor: ``inline``, ``thread``, ``process``). ``batch_config`` (a
+    ``BatchConfig`` or its dict form) runs each set's datums through the batch executor
+    (``airflow_datum_provider.batch.datums``); with its ``fail_fast`` a set with a failed datum
+    also keeps the sets not yet started from starting. A job that fails ends in state failure / killed;
+    this function returns the final record either way.
     """
+    batch = _batch_dict(batch_config)
     records = JobRecords(store)
     if resume:
         job = records.job(pipeline, resume)
@@ -88,13 +93,35 @@ def run_pipeline(
         refs = plan_job(store, job).sets if not job.planned else set_refs(store, job)
         kind = executor or ("inline" if workers <= 1 or len(refs) <= 1 else "process")
         with set_executor(
-            kind, store, workers=workers, storage_options=storage_options, verbose=verbose
+            kind,
+            store,
+            workers=workers,
+            storage_options=storage_options,
+            verbose=verbose,
+            batch_config=batch,
         ) as sets:
-            for _ in sets.map(refs):
-                pass
+            for summary in sets.map(refs):
+                if summary.failed and batch is not None and batch["fail_fast"]:
+                    break  # fail-fast: no other set starts; the job fails with that datum
     except JobKilled as exc:
         return fail_job(store, records.job(pipeline, job.id), str(exc), state="killed")
     return finish_job(store, records.job(pipeline, job.id))
+
+
+def _batch_dict(batch_config: Any) -> dict[str, Any] | None:
+    """A batch config (or its dict form), checked, as the dict that crosses to pool workers."""
+    if batch_config is None:
+        return None
+    from airflow_datum_provider.batch.config import BatchConfig
+    from airflow_datum_provider.batch.datums import datum_executor
+
+    config = (
+        batch_config
+        if isinstance(batch_config, BatchConfig)
+        else BatchConfig.from_dict(dict(batch_config))
+    )
+    datum_executor(config)  # refuses what a datum set cannot do before the job starts
+    return config.to_dict()
 
 
 def job_failed(job: JobInfo) -> JobFailed:

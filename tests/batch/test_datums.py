@@ -3,14 +3,20 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
 from airflow_datum_provider.batch import BatchConfig, ExecutionStrategy
-from airflow_datum_provider.batch.datums import datum_executor
+from airflow_datum_provider.batch.datums import (
+    chunk_timeout_reason,
+    datum_executor,
+    set_timeout_reason,
+)
 from airflow_datum_provider.core import create_pipeline, finish_job, plan_job, run_set, start_job
-from airflow_datum_provider.core.errors import SpecError
+from airflow_datum_provider.core.errors import JobKilled
+from airflow_datum_provider.core.jobs import JobRecords
 from airflow_datum_provider.core.spec import parse_spec
 from airflow_datum_provider.core.store import Store
 
@@ -87,6 +93,39 @@ def test_fail_fast_stops_the_set_and_the_job_fails_with_that_datum(store: Store)
     assert store.branch_head("up", "master") is None  # the output branch did not move
 
 
-def test_batch_timeouts_are_refused_for_datum_sets() -> None:
-    with pytest.raises(SpecError, match="batch_config.timeout_seconds: timeouts of a datum set"):
-        datum_executor(BatchConfig(chunk_timeout_seconds=5))
+def test_chunk_timeout_fails_a_python_datum_with_the_reason(store: Store) -> None:
+    def slow_f2(ctx: object) -> None:
+        path = _name(ctx)
+        if path.name == "f2":
+            time.sleep(4)  # on a worker thread: no SIGALRM, it fails once it returns
+        (ctx.out / path.name).write_bytes(b"ok")  # type: ignore[attr-defined]
+
+    plan = plan_job(store, start_job(store, "up"))
+    (ref,) = plan.sets
+    config = BatchConfig(max_workers=2, chunk_timeout_seconds=2)
+    summary = run_set(store, ref, python=slow_f2, datum_executor=datum_executor(config))
+    assert (summary.success, summary.failed) == (5, 1)
+    (bad,) = summary.failed_datums
+    result = JobRecords(store).results(plan.job, ref.set)[bad]
+    assert result["reason"] == chunk_timeout_reason(2)
+    assert result["reason"] == "datum timed out after 2s (batch_config.chunk_timeout_seconds)"
+    assert finish_job(store, plan.job).reason == f"datum {bad} failed"
+
+
+def test_set_timeout_kills_the_set_with_the_reason(store: Store) -> None:
+    gate = threading.Event()
+
+    def first_blocks(ctx: object) -> None:
+        if _name(ctx).name == "f0":
+            gate.wait(3)  # the set's 1 s runs out meanwhile
+        (ctx.out / _name(ctx).name).write_bytes(b"ok")  # type: ignore[attr-defined]
+
+    plan = plan_job(store, start_job(store, "up"))
+    (ref,) = plan.sets
+    config = BatchConfig(max_workers=1, timeout_seconds=1)
+    with pytest.raises(
+        JobKilled, match=r"^set timed out after 1s \(batch_config.timeout_seconds\)$"
+    ):
+        run_set(store, ref, python=first_blocks, datum_executor=datum_executor(config))
+    results = JobRecords(store).results(plan.job, ref.set)
+    assert [r["reason"] for r in results.values()] == [set_timeout_reason(1)]  # f0; none after
