@@ -962,6 +962,27 @@ class Store:
             commit=info.id,
         )
 
+    def _vanished(self, info: CommitInfo, exc: FileNotFoundError) -> Exception:
+        """What a finisher raises when an object of the commit's open folder disappeared.
+
+        Another finisher landed the commit and removed the folder (or a writer deleted the
+        commit) while this one read its segments or wrote its landing mark. The local backend
+        re-creates a missing parent folder on write, so the folder is removed again here (the
+        record is written first). A folder that is still there means ``exc`` has another cause.
+        """
+        repo = info.repo
+        if self._finished_record(repo, info.id) is not None:
+            self.backend.delete_tree(_layout.open_dir(repo, info.id))
+            return self._already_finished(info)
+        if self.backend.exists(_layout.open_info(repo, info.id)):
+            return exc
+        self.backend.delete_tree(_layout.open_dir(repo, info.id))
+        return CommitNotFound(
+            f"commit {info.id!r} not found in repo {repo!r} (deleted?)",
+            repo=repo,
+            commit=info.id,
+        )
+
     def _refuse_if_landed(self, info: CommitInfo) -> None:
         """Raise if another finisher landed this commit (or deleted it) meanwhile.
 
@@ -1006,6 +1027,22 @@ class Store:
         holds it) and raises :class:`CommitFinishedError`. ``commits/<id>.json`` is written
         after the CAS (by the finisher, or by the first reader that needs it).
         """
+        try:
+            done, record, manifest = self._cas(info, expected_parent, finished_by)
+        except FileNotFoundError as exc:
+            raise self._vanished(info, exc) from None
+        self._write_json(_layout.commit(info.repo, info.id), record)
+        self.backend.delete_tree(_layout.open_dir(info.repo, info.id))
+        self._manifests[info.id] = manifest
+        return done
+
+    def _cas(
+        self, info: CommitInfo, expected_parent: str | None | object, finished_by: str
+    ) -> tuple[CommitInfo, dict[str, Any], Manifest]:
+        """Build the manifest over the current head and create the ref; rebase on conflict.
+
+        The part of :meth:`_land` that reads and writes the commit's open folder.
+        """
         segments = self._segments(info)
         repo, branch = info.repo, info.branch
         while True:
@@ -1046,13 +1083,17 @@ class Store:
             self.backend.write(_layout.open_landing(repo, info.id, seq + 1), branch.encode())
             if self.backend.create(_layout.ref(repo, branch, seq + 1), _ref_body(info.id, record)):
                 break
-            with contextlib.suppress(FileNotFoundError):
-                if self._read_ref(repo, branch, seq + 1)[0] == info.id:
-                    raise self._already_finished(info)
-        self._write_json(_layout.commit(repo, info.id), record)
-        self.backend.delete_tree(_layout.open_dir(repo, info.id))
-        self._manifests[info.id] = manifest
-        return done
+            try:
+                named = self._read_ref(repo, branch, seq + 1)[0]
+            except FileNotFoundError:
+                named = None
+            if named == info.id:
+                # Landed by another finisher, which may have removed the folder before our
+                # landing mark re-created it: record first (if not yet), then the folder.
+                if self._finished_record(repo, info.id) is not None:
+                    self.backend.delete_tree(_layout.open_dir(repo, info.id))
+                raise self._already_finished(info)
+        return done, record, manifest
 
     def _resolve(self, repo: str, ref: str) -> str:
         """A commit id from ``branch``, ``id``, ``branch=id``, with ``^`` / ``~N`` ancestry."""
