@@ -103,14 +103,37 @@ def wrap_command(
 PRIVATE_TMP_ENV = "DATUM_PRIVATE_TMP"
 
 
-def private_tmp_setting() -> bool:
-    """``DATUM_PRIVATE_TMP``: ``on`` (default: a private ``/tmp`` with the namespace) / ``off``."""
+def private_tmp_setting(argv: Sequence[str] = (), path: str | None = None) -> bool:
+    """Whether commands get a private ``/tmp`` with the namespace (``DATUM_PRIVATE_TMP``).
+
+    ``on``: always; ``off``: never (the host's ``/tmp``); ``auto`` (the default): yes, unless the
+    command's program (``argv[0]`` looked up on ``path``) lives under the host's ``/tmp``, which
+    a private ``/tmp`` would hide (exit status 127): a virtualenv in ``/tmp``, say.
+    """
     raw = os.environ.get(PRIVATE_TMP_ENV, "").strip().lower()
     if raw not in _SETTINGS:
         from airflow_datum_provider.core.errors import SpecError
 
         raise SpecError(f"{raw!r} is not one of auto, on, off, 1, 0", field=f"${PRIVATE_TMP_ENV}")
-    return _SETTINGS[raw] is not False
+    setting = _SETTINGS[raw]
+    if setting is not None:
+        return setting
+    return not _needs_host_tmp(argv, path)
+
+
+def _under_tmp(location: str) -> bool:
+    real = os.path.realpath(location)
+    return real == "/tmp" or real.startswith("/tmp/") or location.startswith("/tmp/")
+
+
+def _needs_host_tmp(argv: Sequence[str], path: str | None) -> bool:
+    return bool(argv) and _program_under_tmp(argv[0], path)
+
+
+@functools.lru_cache(maxsize=64)
+def _program_under_tmp(program: str, path: str | None) -> bool:
+    found = program if "/" in program else shutil.which(program, path=path)
+    return found is not None and _under_tmp(found)
 
 
 def private_tmp(scratch_root: Path) -> Path:

@@ -170,7 +170,7 @@ class CommandRuntime:
         if self.use_ns:
             names = [inp.name for inp in run.datum.inputs]
             tmp: Path | None = None
-            if private_tmp_setting():
+            if private_tmp_setting(argv, self.env.get("PATH")):
                 tmp = private_tmp(self.root)
                 tmp.mkdir(mode=0o1777, exist_ok=True)  # /tmp's mode: any user code may write
                 tmp.chmod(0o1777)

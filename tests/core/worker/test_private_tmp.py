@@ -85,3 +85,34 @@ def test_private_tmp_can_be_turned_off(tmp_path: Path, monkeypatch: pytest.Monke
         assert marker.read_text() == "x\n"  # the host's /tmp, as before
     finally:
         marker.unlink(missing_ok=True)
+
+
+@pytest.mark.parametrize(("setting", "found"), [("auto", True), ("on", False)])
+def test_a_program_under_the_hosts_tmp_keeps_the_hosts_tmp_in_auto(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, setting: str, found: bool
+) -> None:
+    """A virtualenv in /tmp: a private /tmp would hide the command itself (exit status 127)."""
+    monkeypatch.setenv("DATUM_PRIVATE_TMP", setting)
+    tools = Path("/tmp") / f"datum-private-tmp-tool-{uuid.uuid4().hex}"
+    tools.mkdir()
+    tool = tools / "tool"
+    tool.write_text('#!/bin/sh\necho ran > "$PFS_ROOT/out/$(ls "$PFS_ROOT/words")"\n')
+    tool.chmod(0o755)
+    store = Store.open(tmp_path / "store")
+    store.create_repo("words")
+    with store.commit("words") as commit:
+        commit.put_bytes("/a", b"a")
+    spec = {
+        "pipeline": {"name": "tool"},
+        "input": {"pfs": {"repo": "words", "glob": "/*"}},
+        "transform": {"cmd": [str(tool)]},
+    }
+    create_pipeline(store, parse_spec(spec))
+    try:
+        job = run_pipeline(store, "tool")
+    finally:
+        tool.unlink()
+        tools.rmdir()
+    assert (job.state == "success") is found
+    if found:
+        assert store.read_bytes("tool", "master", "/a") == b"ran\n"
