@@ -48,8 +48,8 @@ from airflow_datum_provider.core.plan import Planner
 from airflow_datum_provider.core.runtime.local import (
     SET_MARKER,
     clean_up_set,
+    new_set_scratch,
     set_marker,
-    set_scratch_parent,
 )
 from airflow_datum_provider.core.sets import SetCutter
 from airflow_datum_provider.core.spec import PipelineSpec
@@ -433,12 +433,7 @@ def process_set(
     )
     done = records.datum_results(job, number)
     own_scratch = scratch_root is None
-    if scratch_root is None:
-        parent = set_scratch_parent(job, number)
-        parent.mkdir(parents=True, exist_ok=True)
-        root = Path(tempfile.mkdtemp(prefix=f"try{lease.try_number}-", dir=parent))
-    else:
-        root = scratch_root
+    root = new_set_scratch(job, number, lease.try_number) if scratch_root is None else scratch_root
     counts = {"success": 0, "failed": 0, "recovered": 0}
     failed: list[str] = []
     batching = None

@@ -51,6 +51,7 @@ __all__ = [
     "set_executor",
     "set_marker",
     "set_scratch_parent",
+    "new_set_scratch",
 ]
 
 ExecutorKind = Literal["inline", "thread", "process"]
@@ -69,6 +70,23 @@ def scratch_parent(job: JobInfo) -> Path:
 def set_scratch_parent(job: JobInfo, number: int) -> Path:
     """One set's scratch folder: ``<tmp>/datum-<job id>/set<n>/``, a folder per try below."""
     return scratch_parent(job) / f"set{number:06d}"
+
+
+def new_set_scratch(job: JobInfo, number: int, try_number: int) -> Path:
+    """A fresh scratch root for one try of a set: ``<set folder>/try<n>-<random>/``.
+
+    A sibling set that ends meanwhile removes the job's folder once it looks empty (between
+    this ``mkdir`` of the job folder and of the set folder, or of the try folder): then make
+    the missing parents again.
+    """
+    parent = set_scratch_parent(job, number)
+    for _ in range(100):
+        try:
+            parent.mkdir(parents=True, exist_ok=True)
+            return Path(tempfile.mkdtemp(prefix=f"try{try_number}-", dir=parent))
+        except FileNotFoundError:
+            continue
+    raise OSError(f"cannot create a scratch folder under {parent}: its parents keep vanishing")
 
 
 def set_marker(job_id: str, number: int) -> str:

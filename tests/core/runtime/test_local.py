@@ -64,3 +64,33 @@ def test_bad_executor_is_refused_in_one_line(
 ) -> None:
     with pytest.raises(PipelineError, match=message):
         set_executor(kind, store, workers=workers)
+
+
+def test_a_new_set_scratch_survives_a_sibling_removing_the_job_folder(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sibling set that ends removes the job's folder once empty; a starting set remakes it."""
+    import shutil
+    import tempfile
+
+    from airflow_datum_provider.core.runtime import local
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    job = start_job(store, "copy")
+    real_mkdtemp = tempfile.mkdtemp
+    removed: list[Path] = []
+
+    def sibling_ends_first(*args: object, **kwargs: object) -> str:
+        if len(removed) < 3:  # the job folder vanishes between mkdir and mkdtemp, three times
+            folder = local.scratch_parent(job)
+            shutil.rmtree(folder)
+            removed.append(folder)
+        return real_mkdtemp(*args, **kwargs)  # type: ignore[call-overload,no-any-return]
+
+    monkeypatch.setattr(tempfile, "mkdtemp", sibling_ends_first)
+    root = local.new_set_scratch(job, 3, 2)
+    assert len(removed) == 3
+    assert root.is_dir()
+    assert root.parent == local.set_scratch_parent(job, 3)
+    assert root.name.startswith("try2-")
