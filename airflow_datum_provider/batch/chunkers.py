@@ -120,6 +120,20 @@ class _Sliced:
         for index, offset in enumerate(range(0, rows, self.chunk_size)):
             yield index, offset, min(self.chunk_size, rows - offset)
 
+    def row_ranges(self, total_rows: int) -> Iterator[tuple[int, int]]:
+        """The half-open row ranges ``[start, end)`` of ``total_rows`` rows, in order.
+
+        ``ceil(total_rows / chunk_size)`` ranges, the last one shorter on a remainder, none for
+        0 rows. ``rows_per_datum`` cuts a table into datums with exactly these ranges.
+        """
+        if isinstance(total_rows, bool) or not isinstance(total_rows, int) or total_rows < 0:
+            raise ChunkingError(
+                f"total_rows must be a non-negative integer, got {total_rows!r}",
+                field="total_rows",
+            )
+        for _, offset, length in self._ranges(total_rows):
+            yield offset, offset + length
+
 
 class PolarsChunker(_Sliced):
     """Chunks a polars ``DataFrame`` (zero-copy slices), ``LazyFrame`` or tabular file path."""

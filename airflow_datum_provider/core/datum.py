@@ -2,7 +2,9 @@
 
 * **id** = BLAKE2b-256 over, for each input in datum order, its name, repo, branch and path,
   each followed by its length as an 8-byte big-endian integer. Content and commit do not count,
-  so a datum keeps its id across commits.
+  so a datum keeps its id across commits. A row-range input (``rows_per_datum``, this
+  provider's extension) hashes ``path NUL "rows=" start ":" end`` as its path (no path holds a
+  NUL), so the ranges of one table have distinct, stable ids and other datums keep Pachyderm's.
 * **hash** = BLAKE2b-256 over the id, the content hash of every non-``reference`` input, and the
   pipeline salt. A datum whose hash is unchanged since the base job's success is skipped.
 
@@ -41,10 +43,19 @@ class DatumInput(NamedTuple):
     reference: bool = False
     lazy: bool = False
     empty_files: bool = False
+    rows: tuple[int, int] | None = None
+    """A row range ``[start, end)`` of the table at ``path`` (``rows_per_datum``), else None."""
 
     @property
     def is_dir(self) -> bool:
         return self.path.endswith("/")
+
+    @property
+    def id_path(self) -> str:
+        """The path as the datum id sees it (the row range appended after a NUL)."""
+        if self.rows is None:
+            return self.path
+        return f"{self.path}\0rows={self.rows[0]}:{self.rows[1]}"
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -60,7 +71,7 @@ class DatumInput(NamedTuple):
             "reference": self.reference,
             "lazy": self.lazy,
             "empty_files": self.empty_files,
-        }
+        } | ({} if self.rows is None else {"rows": list(self.rows)})
 
     @classmethod
     def from_dict(cls, raw: dict[str, Any]) -> DatumInput:
@@ -77,6 +88,7 @@ class DatumInput(NamedTuple):
             raw.get("reference", False),
             raw.get("lazy", False),
             raw.get("empty_files", False),
+            None if raw.get("rows") is None else (int(raw["rows"][0]), int(raw["rows"][1])),
         )
 
 
@@ -104,7 +116,9 @@ class Datum(NamedTuple):
         if len(inputs) == 1:
             # Same result as the general case, without the generator machinery.
             i = inputs[0]
-            data = _prefix(i.name, i.repo, i.branch) + _field(i.path)
+            data = _prefix(i.name, i.repo, i.branch) + _field(
+                i.path if i.rows is None else i.id_path
+            )
             ident = _blake2b(data, digest_size=32).hexdigest()
             text = ident + ("" if i.reference else i.hash) + salt
             return cls(ident, _blake2b(text.encode(), digest_size=32).hexdigest(), inputs)
@@ -133,7 +147,7 @@ def _prefix(name: str, repo: str, branch: str) -> bytes:
 
 def datum_id(inputs: Iterable[DatumInput]) -> str:
     """Pachyderm's ``DatumID``: name, repo, branch and path of every input, length-suffixed."""
-    data = b"".join(_prefix(i.name, i.repo, i.branch) + _field(i.path) for i in inputs)
+    data = b"".join(_prefix(i.name, i.repo, i.branch) + _field(i.id_path) for i in inputs)
     return hashlib.blake2b(data, digest_size=32).hexdigest()
 
 

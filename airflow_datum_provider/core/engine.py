@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from airflow_datum_provider.core.errors import JobFailed, JobKilled
+from airflow_datum_provider.core.errors import JobFailed, JobKilled, SpecError
 from airflow_datum_provider.core.jobs.ending import fail_job
 from airflow_datum_provider.core.jobs.lifecycle import check_resumable, start_job, stop_job
 from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords
@@ -90,7 +90,10 @@ def run_pipeline(
         job = start_job(store, pipeline)
     workers = parallelism or 1
     try:
-        refs = plan_job(store, job).sets if not job.planned else set_refs(store, job)
+        try:
+            refs = plan_job(store, job).sets if not job.planned else set_refs(store, job)
+        except SpecError as exc:  # a table rows_per_datum cannot split: the job fails
+            return fail_job(store, records.job(pipeline, job.id), str(exc))
         kind = executor or ("inline" if workers <= 1 or len(refs) <= 1 else "process")
         with set_executor(
             kind,

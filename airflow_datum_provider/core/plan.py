@@ -1,7 +1,9 @@
 """Planning: an input spec plus pinned commits become a deterministic stream of datums.
 
 * **pfs**: the glob runs over the commit's listing, directories included (``/d/`` datums carry
-  their subtree); datums come in path order.
+  their subtree); datums come in path order. With ``rows_per_datum: N`` (this provider's
+  extension) each matched table file becomes one datum per ``N`` rows, in row order
+  (:mod:`airflow_datum_provider.batch.rows`).
 * **cross**: nested loop, first child outermost. The first child streams; the others are held
   (their datums, not the product), so a 1,000 x 1,000 cross never holds a million datums.
 * **union**: the children's datums in child order. A datum produced identically by two branches
@@ -173,7 +175,8 @@ class Planner:
             for members in self._node(child, f"{field}[{i}]"):
                 if overlap:
                     key = tuple(
-                        (m.input.name, m.input.repo, m.input.branch, m.input.path) for m in members
+                        (m.input.name, m.input.repo, m.input.branch, m.input.id_path)
+                        for m in members
                     )
                     if key in seen:
                         continue
@@ -237,9 +240,39 @@ class Planner:
         join_on, group_by = spec.join_on, spec.group_by
         repo, branch = spec.repo, spec.branch
         reference, lazy, empty = spec.reference, spec.lazy, spec.empty_files
+        rows_per_datum = spec.rows_per_datum
         for path, size, digest, caps in iter_matches(entries, glob, prefix):
             jk = expand_template(join_on, caps) if join_on else ""
             gk = expand_template(group_by, caps) if group_by else ""
+            if rows_per_datum:
+                from airflow_datum_provider.batch.rows import table_row_ranges
+
+                ranges = table_row_ranges(
+                    self.store,
+                    repo,
+                    commit,
+                    path,
+                    digest,
+                    rows_per_datum,
+                    field=field + ".rows_per_datum",
+                )
+                for rows in ranges:
+                    yield DatumInput(
+                        name,
+                        repo,
+                        branch,
+                        commit,
+                        path,
+                        digest,
+                        size,
+                        jk,
+                        gk,
+                        reference,
+                        lazy,
+                        empty,
+                        rows,
+                    )
+                continue
             yield DatumInput(
                 name, repo, branch, commit, path, digest, size, jk, gk, reference, lazy, empty
             )
@@ -358,5 +391,8 @@ def count_datums(datums: Iterable[Datum]) -> int:
 
 
 def describe(datum: Datum) -> str:
-    """``repo@commit:path, ...`` as ``pachctl list datum`` prints FILES."""
-    return ", ".join(f"{i.repo}@{i.commit}:{i.path}" for i in datum.inputs)
+    """``repo@commit:path, ...`` as ``pachctl list datum`` prints FILES (``[a:b]``: rows)."""
+    return ", ".join(
+        f"{i.repo}@{i.commit}:{i.path}" + ("" if i.rows is None else f"[{i.rows[0]}:{i.rows[1]}]")
+        for i in datum.inputs
+    )

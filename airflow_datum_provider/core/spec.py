@@ -52,6 +52,9 @@ Decisions where Pachyderm is silent or quirky:
   allowed.
 * ``transform.python`` (``"package.module:function"``) is this provider's extension: the datum
   runs a Python callable in the worker instead of ``cmd``. Exactly one of ``cmd`` / ``python``.
+* ``input.pfs.rows_per_datum`` (a positive integer) is this provider's extension too: every
+  table file the glob matches becomes one datum per ``rows_per_datum`` rows (``docs/batch.md``).
+  At most one input of a tree may set it (user code sees one ``DATUM_ROW_START`` / ``_END``).
 """
 
 from __future__ import annotations
@@ -253,10 +256,17 @@ class PFSInput:
     join_on: str = ""
     outer_join: bool = False
     group_by: str = ""
+    rows_per_datum: int = 0
 
     def __post_init__(self) -> None:
         if not self.repo:
             raise SpecError("required", field=_at("pfs", "repo"))
+        rows = self.rows_per_datum
+        if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+            raise SpecError(
+                f"must be a positive integer (rows per datum), got {show(rows)}",
+                field=_at("pfs", "rows_per_datum"),
+            )
         _check_name(self.repo, "repo name", _at("pfs", "repo"))
         _check_name(self.branch, "branch name", _at("pfs", "branch"))
         if not self.name:
@@ -283,7 +293,15 @@ class PFSInput:
             "branch": self.branch,
             "glob": self.glob,
         }
-        for key in ("join_on", "outer_join", "group_by", "lazy", "empty_files", "reference"):
+        for key in (
+            "join_on",
+            "outer_join",
+            "group_by",
+            "lazy",
+            "empty_files",
+            "reference",
+            "rows_per_datum",
+        ):
             value = getattr(self, key)
             if value:
                 body[key] = value
@@ -489,8 +507,9 @@ def pfs(
     join_on: str = "",
     outer_join: bool = False,
     group_by: str = "",
+    rows_per_datum: int = 0,
 ) -> PFSInput:
-    """Build a :class:`PFSInput`."""
+    """Build a :class:`PFSInput` (``rows_per_datum``: this provider's row-range extension)."""
     return PFSInput(
         repo=repo,
         glob=glob,
@@ -502,6 +521,7 @@ def pfs(
         join_on=join_on,
         outer_join=outer_join,
         group_by=group_by,
+        rows_per_datum=rows_per_datum,
     )
 
 
@@ -539,6 +559,13 @@ def validate_input(node: Input, field: str = "input") -> None:
     branch starts from the names seen so far, and all branches' names count afterwards).
     """
     _check_tree(node, field, set(), in_join=False, in_group=False)
+    ranged = [leaf.name for leaf in iter_pfs_inputs(node) if leaf.rows_per_datum]
+    if len(ranged) > 1:
+        raise SpecError(
+            f"set on inputs {', '.join(ranged)}; at most one input may split its tables into "
+            "row ranges",
+            field=f"{field}.rows_per_datum" if field else "rows_per_datum",
+        )
 
 
 def _check_tree(node: Input, path: str, names: set[str], *, in_join: bool, in_group: bool) -> None:
@@ -974,6 +1001,7 @@ _PFS_KEYS = (
     "reference",
     "project",
     "repo_type",
+    "rows_per_datum",
 )
 # An empty ``commit`` (as some tools write out) is tolerated; a set one is rejected above.
 _PFS_IGNORED = ("propagation_spec", "commit")
@@ -1131,6 +1159,18 @@ def _int_value(value: object, field: str) -> int:
     return value
 
 
+def _rows_per_datum(data: Mapping[str, Any], path: str) -> int:
+    if "rows_per_datum" not in data:
+        return 0
+    value = _int(data, "rows_per_datum", path, 0)
+    if value < 1:
+        raise SpecError(
+            f"must be a positive integer (rows per datum), got {show(data['rows_per_datum'])}",
+            field=_join(path, "rows_per_datum"),
+        )
+    return value
+
+
 def _list(value: object, path: str) -> list[Any]:
     if not isinstance(value, list | tuple):
         raise SpecError(f"expected a list, got {show(value)}", field=path)
@@ -1190,6 +1230,7 @@ def _parse_input(data: object, path: str) -> Input:
                 join_on=_str(fields_, "join_on", here),
                 outer_join=_bool(fields_, "outer_join", here),
                 group_by=_str(fields_, "group_by", here),
+                rows_per_datum=_rows_per_datum(fields_, here),
             )
     if kind == "cron":
         fields_ = _fields(body, here, _CRON_KEYS, _CRON_IGNORED)

@@ -92,6 +92,7 @@ TABLE: list[tuple[str, Any, str]] = [
     ("input.pfs.reference", True, "pfs"),
     ("input.pfs.project", "default", "pfs"),
     ("input.pfs.repo_type", "user", "pfs"),
+    ("input.pfs.rows_per_datum", "1000", "pfs"),
     ("input.pfs.propagation_spec", {"never": True}, "pfs"),
     ("input.pfs.commit", "", "pfs"),
     ("input.pfs.s3", True, "pfs"),

@@ -3,7 +3,9 @@
 Later entries win: the worker's own environment, then the transform's ``env``, then
 ``PPS_PIPELINE_NAME``, then per input ``<name>=<root>/<name>/<path>`` (no trailing ``/``; the
 last input of a repeated name wins, as in a group) and ``<name>_COMMIT``, then
-``PACH_DATUM_<name>_JOIN_ON`` / ``_GROUP_BY`` when non-empty, ``PACH_DATUM_ID``, ``PACH_JOB_ID``,
+``PACH_DATUM_<name>_JOIN_ON`` / ``_GROUP_BY`` when non-empty, ``DATUM_ROW_START`` /
+``DATUM_ROW_END`` for a row-range datum (``rows_per_datum``: rows ``[start, end)`` of the table
+at ``$<name>``, 0-based, the header not counted), ``PACH_DATUM_ID``, ``PACH_JOB_ID``,
 ``PACH_OUTPUT_COMMIT_ID`` and ``PFS_ROOT``. ``root`` is the path user code sees: ``/pfs`` in a
 pod or inside the private mount namespace, the real scratch folder otherwise.
 
@@ -46,6 +48,8 @@ def datum_variables(
             out[f"PACH_DATUM_{inp.name}_JOIN_ON"] = inp.join_on
         if inp.group_by:
             out[f"PACH_DATUM_{inp.name}_GROUP_BY"] = inp.group_by
+        if inp.rows is not None:
+            out["DATUM_ROW_START"], out["DATUM_ROW_END"] = str(inp.rows[0]), str(inp.rows[1])
     out["PACH_DATUM_ID"] = datum.id
     out["PACH_JOB_ID"] = job_id
     out["PACH_OUTPUT_COMMIT_ID"] = output_commit_id

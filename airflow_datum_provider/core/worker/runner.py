@@ -84,7 +84,8 @@ class DatumContext:
 
     ``inputs`` maps each input name to the local path of its matched file or directory;
     ``env`` is the environment a command would get. Paths are real local paths (never
-    ``/pfs``), since the callable runs in the worker's own process.
+    ``/pfs``), since the callable runs in the worker's own process. ``rows`` is a row-range
+    datum's ``(start, end)`` (``rows_per_datum``; ``read_rows(path, *ctx.rows)``), else None.
     """
 
     id: str
@@ -93,6 +94,7 @@ class DatumContext:
     out: Path
     inputs: Mapping[str, Path]
     env: Mapping[str, str]
+    rows: tuple[int, int] | None = None
 
 
 def run_datum(

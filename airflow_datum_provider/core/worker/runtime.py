@@ -296,6 +296,7 @@ class PythonRuntime(CommandRuntime):
             out=run.scratch.out,
             inputs=run.scratch.inputs,
             env=MappingProxyType(self.env),
+            rows=next((i.rows for i in run.datum.inputs if i.rows is not None), None),
         )
         return call_python(self.target, ctx, run.timeout, self.sink)
 
