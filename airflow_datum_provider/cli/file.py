@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import stat
@@ -305,9 +306,9 @@ def _put_parallel(store: Store, commit: Any, items: list[_Item], n: int, bar: An
 
     def upload(item: _Item) -> Entry:
         with item.open() as fh:
-            digest, size = store._put_blob_stream(cast("IO[bytes]", CountingReader(fh, bar)))
+            stored = commit.store_stream(item.dest, cast("IO[bytes]", CountingReader(fh, bar)))
         bar.file_done()
-        return Entry(clean_path(item.dest), digest, size)
+        return Entry(clean_path(item.dest), stored.hash, stored.size, "", stored.loc)
 
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="datumctl-put") as pool:
         entries = list(pool.map(upload, items))
@@ -321,8 +322,18 @@ def _put_parallel(store: Store, commit: Any, items: list[_Item], n: int, bar: An
     "-o", "--output", "out", metavar="FILE|DIR", help="Write to FILE (with -r: into DIR)."
 )
 @click.option("-r", "--recursive", is_flag=True, help="Download a directory into -o DIR.")
+@click.option(
+    "-p",
+    "--parallelism",
+    type=click.IntRange(min=1),
+    help="With -r: up to N reads at once (small files packed together are read with one "
+    f"ranged request per pack range). Default: 1 from a local store, {_REMOTE_PARALLELISM} "
+    "from a remote one.",
+)
 @pass_store
-def get_file(store: Store, target: FileRef, out: str | None, recursive: bool) -> None:
+def get_file(
+    store: Store, target: FileRef, out: str | None, recursive: bool, parallelism: int | None
+) -> None:
     """Stream a file of a commit to stdout or to a local file; -r a directory into -o DIR.
 
     FILE is written under a temporary name and renamed, so a failed download leaves no half
@@ -332,7 +343,7 @@ def get_file(store: Store, target: FileRef, out: str | None, recursive: bool) ->
     if recursive:
         if out is None:
             raise click.UsageError("get file -r needs -o DIR (where the directory is written)")
-        _get_dir(store, target, Path(out))
+        _get_dir(store, target, Path(out), parallelism)
         return
     if out is not None and (Path(out).is_dir() or not Path(out).parent.is_dir()):
         what = "is a directory" if Path(out).is_dir() else "has no such parent directory"
@@ -355,7 +366,7 @@ def get_file(store: Store, target: FileRef, out: str | None, recursive: bool) ->
             _write_atomically(Path(out), reader)
 
 
-def _get_dir(store: Store, target: FileRef, out: Path) -> None:
+def _get_dir(store: Store, target: FileRef, out: Path, parallelism: int | None = None) -> None:
     """Every file below ``target``'s directory, from one commit, into ``out``."""
     commit = store.inspect_commit(target.repo, target.ref)
     info = store.inspect_file(target.repo, commit.id, _path(target))
@@ -377,12 +388,39 @@ def _get_dir(store: Store, target: FileRef, out: Path) -> None:
             raise CliError(f"{dest} exists: datumctl never overwrites a local file; remove it")
         plan.append((entry, dest))
     total = sum(e.size for e in entries)
+    remote = store.backend.local_root is None
+    if parallelism is None:
+        parallelism = _REMOTE_PARALLELISM if remote else 1
     with progress(total, info.path, files=len(plan)) as bar:
-        for entry, dest in plan:
+        for _, dest in plan:
             dest.parent.mkdir(parents=True, exist_ok=True)
+        # Packed files: one ranged read per coalesced range of a pack, several in flight.
+        packed: dict[str, list[Path]] = {}
+        for entry, dest in plan:
+            if entry.loc:
+                packed.setdefault(entry.hash, []).append(dest)
+        refs = [entry for entry, _ in plan if entry.loc]
+        for ref, data in store.read_blobs(refs, parallelism=parallelism):
+            for dest in packed.get(ref.hash, ()):
+                _write_atomically(dest, CountingReader(io.BytesIO(data), bar))
+                bar.file_done()
+        singles = [(entry, dest) for entry, dest in plan if not entry.loc]
+
+        def fetch(item: tuple[Any, Path]) -> None:
+            entry, dest = item
             with store.open_blob(entry.hash) as src:
                 _write_atomically(dest, CountingReader(src, bar))
             bar.file_done()
+
+        if parallelism == 1 or len(singles) <= 1:
+            for item in singles:
+                fetch(item)
+            return
+        from concurrent.futures import ThreadPoolExecutor
+
+        with ThreadPoolExecutor(max_workers=parallelism, thread_name_prefix="datumctl-get") as pool:
+            for _ in pool.map(fetch, singles):
+                pass
 
 
 def _write_atomically(dest: Path, reader: CountingReader) -> None:

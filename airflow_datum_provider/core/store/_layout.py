@@ -2,8 +2,9 @@
 
 ::
 
-    FORMAT                                  {"format": "datum-store", "version": 2}
+    FORMAT                                  {"format": "datum-store", "version": 3}
     blobs/<h[:2]>/<h>                       file content, named by its BLAKE2b-256 (hex)
+    packs/<id>                              small blobs back to back + index + trailer (packs.py)
     chunks/<h[:2]>/<h>                      manifest chunk (gzip TSV), named by its hash
     repos/<repo>/repo.json                  repo record
     repos/<repo>/branches/<branch>/<seq>    ref log: one immutable JSON object per head version
@@ -21,13 +22,24 @@ from __future__ import annotations
 
 FORMAT = "FORMAT"
 FORMAT_NAME = "datum-store"
-FORMAT_VERSION = 2
-READABLE_VERSIONS = (1, 2)  # a version-1 store is read as it is and marked 2 when opened
+# 3: packs (manifest entries and staged ops may carry a 5th / 6th column, the pack location).
+# Versions 1 and 2 are read as they are; opening one marks it 3, so that an older release
+# refuses it instead of misreading a packed entry.
+FORMAT_VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)
 SEQ_WIDTH = 12
 
 
 def blob(digest: str) -> str:
     return f"blobs/{digest[:2]}/{digest}"
+
+
+def packs() -> str:
+    return "packs"
+
+
+def pack(pack_id: str) -> str:
+    return f"packs/{pack_id}"
 
 
 def chunk(digest: str) -> str:

@@ -7,7 +7,9 @@ chunks. Opening a commit reads only the index; listing streams chunks one at a t
 one path or one directory reads only the chunks whose path range covers it.
 
 ``tag`` is the id of the datum that wrote the file (empty for files put by users); the merge
-uses it to detect two datums writing one path.
+uses it to detect two datums writing one path. ``loc`` (format 3) says where a packed blob
+lives (``<pack id>:<offset>``, see ``packs.py``); it is a fifth column only when set, so a
+store that does not pack writes the chunks format 2 wrote.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Entry(NamedTuple):
     hash: str
     size: int
     tag: str = ""
+    loc: str = ""  # where a packed blob lives ("" = the single object blobs/<hash>)
 
 
 class Op(NamedTuple):
@@ -51,6 +54,7 @@ class Op(NamedTuple):
     hash: str = ""
     size: int = 0
     tag: str = ""
+    loc: str = ""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -171,8 +175,13 @@ def _corrupt_chunk(backend: Backend, name: str, exc: Exception) -> CorruptObject
 def _parse_chunk(backend: Backend, name: str, text: str) -> Iterator[Entry]:
     for line in text.splitlines():
         try:
-            path, digest, size, tag = line.split("\t")
-            entry = Entry(path, digest, int(size), tag)
+            fields = line.split("\t")
+            if len(fields) == 4:
+                path, digest, size, tag = fields
+                entry = Entry(path, digest, int(size), tag)
+            else:
+                path, digest, size, tag, loc = fields
+                entry = Entry(path, digest, int(size), tag, loc)
         except ValueError as exc:
             raise _corrupt_chunk(backend, name, exc) from None
         yield entry
@@ -213,7 +222,10 @@ class ManifestWriter:
         self._files.append(path)
         if not self._lines:
             self._first = path
-        self._lines.append(f"{path}\t{entry.hash}\t{entry.size}\t{entry.tag}\n")
+        if entry.loc:
+            self._lines.append(f"{path}\t{entry.hash}\t{entry.size}\t{entry.tag}\t{entry.loc}\n")
+        else:
+            self._lines.append(f"{path}\t{entry.hash}\t{entry.size}\t{entry.tag}\n")
         self._last = path
         self._chunk_size += entry.size
         self.count += 1
@@ -408,7 +420,7 @@ def _merge_keyed(
             state = item
         elif kind == "P":
             assert isinstance(item, Op)
-            state = Entry(item.path, item.hash, item.size, item.tag)
+            state = Entry(item.path, item.hash, item.size, item.tag, item.loc)
         elif kind == "A":
             assert isinstance(item, Op)
             state = append(state, item)

@@ -54,6 +54,17 @@ from airflow_datum_provider.core.store.manifest import (
     Op,
     build_manifest,
 )
+from airflow_datum_provider.core.store.packs import (
+    PACK_BELOW,
+    BlobBatch,
+    BlobRef,
+    Prefixed,
+    Stored,
+    parse_index,
+    parse_loc,
+    parse_trailer,
+    read_many,
+)
 from airflow_datum_provider.core.store.paths import check_name, clean_dir, clean_path
 
 __all__ = [
@@ -87,6 +98,7 @@ _OWNERS = (OWNER_SHARED, OWNER_PUT, OWNER_JOB)
 
 
 _PARALLEL = 16  # concurrent transfers to a remote store
+_BLOB_CACHE_BYTES = 64 << 20  # prefetched blobs kept per store
 _POOL: ThreadPoolExecutor | None = None
 _POOL_LOCK = threading.Lock()
 
@@ -256,6 +268,15 @@ class OpenCommit:
     _ops: list[Op] = field(default_factory=list)
     _closed: bool = False
     as_owner: str = OWNER_SHARED  # who this handle writes as (recorded as ``finished_by``)
+    _blobs: BlobBatch | None = None
+    _parent: Manifest | None | bool = False  # the parent's manifest once looked up
+
+    @property
+    def blobs(self) -> BlobBatch:
+        """The commit's blob batch, flushed before every op segment that names its blobs."""
+        if self._blobs is None:
+            self._blobs = self.store.blob_batch()
+        return self._blobs
 
     @property
     def id(self) -> str:
@@ -281,18 +302,62 @@ class OpenCommit:
     def put_bytes(self, path: str, data: bytes, *, append: bool = False, tag: str = "") -> str:
         """Stage ``data`` at ``path``; return its content hash."""
         path = clean_path(path)
-        digest = self.store.put_blob(data)[0]
-        self._stage(Op("A" if append else "P", path, digest, len(data), tag))
-        return digest
+        self._check_open()
+        stored = self.blobs.put_bytes(data)
+        self._stage(Op("A" if append else "P", path, stored.hash, stored.size, tag, stored.loc))
+        return stored.hash
 
     def put_stream(
         self, path: str, stream: IO[bytes], *, append: bool = False, tag: str = ""
     ) -> str:
         """Stage the content of a binary stream, hashed while it is copied (constant memory)."""
         path = clean_path(path)
-        digest, size = self.store.put_blob(stream)
-        self._stage(Op("A" if append else "P", path, digest, size, tag))
-        return digest
+        self._check_open()
+        stored = self.store_stream(path, stream)
+        self._stage(Op("A" if append else "P", path, stored.hash, stored.size, tag, stored.loc))
+        return stored.hash
+
+    def store_stream(self, path: str, stream: IO[bytes] | BinaryIO | Any) -> Stored:
+        """Store a stream's content for ``path`` without staging it (thread-safe).
+
+        On a store that packs, a small file equal to the parent commit's file at ``path`` is
+        not uploaded again (its entry is reused); others go into this commit's blob batch.
+        """
+        batch = self.blobs
+        if not batch.pack_below:
+            return batch.put_stream(stream)
+        head = stream.read(batch.pack_below)
+        if len(head) >= batch.pack_below:
+            digest, size = self.store._put_blob_stream(Prefixed(head, stream))
+            return Stored(digest, size)
+        digest = hashlib.blake2b(head, digest_size=32).hexdigest()
+        old = self.parent_entry(path)
+        if old is not None and old.hash == digest and old.size == len(head):
+            return Stored(old.hash, old.size, old.loc)
+        return batch.put_hashed(digest, head)
+
+    def stage_stored(self, path: str, stored: Stored, *, tag: str = "") -> None:
+        """Stage a blob this commit's :attr:`blobs` (or any finished put) stored at ``path``."""
+        self._stage(Op("P", clean_path(path), stored.hash, stored.size, tag, stored.loc))
+
+    def parent_entry(self, path: str) -> Entry | None:
+        """The entry at ``path`` in the commit this one started on (``None`` if none there).
+
+        A put whose content hash equals it reuses it (no upload): the cross-commit dedup of
+        packed blobs, which are not named by their hash. Chunks read for it are cached.
+        """
+        if self._parent is False:
+            parent = self.info.parent
+            self._parent = (
+                self.store._manifest(self.store.inspect_commit(self.repo, parent))
+                if parent
+                else None
+            )
+        manifest = self._parent
+        if manifest is None or manifest is True:
+            return None
+        assert isinstance(manifest, Manifest)
+        return manifest.lookup(self.store.backend, clean_path(path))
 
     def put_file(self, path: str, local: str | os.PathLike[str], *, append: bool = False) -> str:
         """Stage a local file."""
@@ -316,17 +381,22 @@ class OpenCommit:
         base = clean_dir(path)
         root = Path(local)
         count = 0
-        # Remote stores: up to _PARALLEL uploads in flight (ops still staged in walk order).
+        self._check_open()
+        # Remote stores: small files go into packs (uploaded in the background as they fill);
+        # large ones are single objects, up to ``store.parallelism`` uploads in flight. Ops are
+        # still staged in walk order.
+        blobs = self.blobs
+        packing = bool(self.store.pack_below)
         pool = None if self.store.backend.local_root is not None else _pool()
-        pending: collections.deque[tuple[str, Future[tuple[str, int]]]] = collections.deque()
+        pending: collections.deque[tuple[str, Future[Stored]]] = collections.deque()
 
         def drain(limit: int) -> None:
             while len(pending) > limit:
                 name, future = pending.popleft()
-                digest, size = future.result()
-                self._stage(Op("P", clean_path(name), digest, size, ""))
+                stored = future.result()
+                self._stage(Op("P", clean_path(name), stored.hash, stored.size, "", stored.loc))
                 if progress is not None:
-                    progress(size)
+                    progress(stored.size)
 
         for dirpath, dirnames, filenames in os.walk(root):
             dirnames.sort()
@@ -344,9 +414,16 @@ class OpenCommit:
                         skipped(full, _kind_of(mode) + " (only regular files are put)")
                     continue
                 count += 1
+                if packing and os.path.getsize(full) < blobs.pack_below:
+                    drain(0)  # keep the walk order of staged ops
+                    stored = self._put_small_file(prefix + name, full)
+                    self._stage(Op("P", clean_path(prefix + name), *stored[:2], "", stored.loc))
+                    if progress is not None:
+                        progress(stored.size)
+                    continue
                 if pool is not None:
-                    pending.append((prefix + name, pool.submit(self.store._put_local_file, full)))
-                    drain(_PARALLEL * 2)
+                    pending.append((prefix + name, pool.submit(blobs.put_stream_file, full)))
+                    drain(self.store.parallelism * 2)
                     continue
                 self.put_file(prefix + name, full)
                 if progress is not None:
@@ -354,9 +431,14 @@ class OpenCommit:
         drain(0)
         return count
 
+    def _put_small_file(self, path: str, local: str) -> Stored:
+        """A small local file into this commit's batch, unless the parent holds it already."""
+        with open(local, "rb") as fh:
+            return self.store_stream(path, fh)
+
     def put_entry(self, entry: Entry) -> None:
         """Stage an already-stored blob (copy without moving data)."""
-        self._stage(Op("P", clean_path(entry.path), entry.hash, entry.size, entry.tag))
+        self._stage(Op("P", clean_path(entry.path), entry.hash, entry.size, entry.tag, entry.loc))
 
     def delete(self, path: str) -> None:
         """Stage the deletion of a file, or of a directory and everything below it."""
@@ -407,9 +489,14 @@ class OpenCommit:
         if not self._ops:
             return
         self._check_still_open()
+        if self._blobs is not None:
+            self._blobs.flush()  # packs first: the segment names them
         ordered = sorted(enumerate(_drop_deleted(self._ops)), key=lambda p: (p[1].path, p[0]))
         lines = "".join(
-            f"{op.kind}\t{op.path}\t{op.hash}\t{op.size}\t{op.tag}\n" for _, op in ordered
+            f"{op.kind}\t{op.path}\t{op.hash}\t{op.size}\t{op.tag}\t{op.loc}\n"
+            if op.loc
+            else f"{op.kind}\t{op.path}\t{op.hash}\t{op.size}\t{op.tag}\n"
+            for _, op in ordered
         )
         backend = self.store.backend
         seq = len(backend.list(_layout.open_ops(self.repo, self.id)))
@@ -444,6 +531,8 @@ class OpenCommit:
         """Drop the commit and everything staged in it (nothing happens if it landed)."""
         self._ops = []
         self._closed = True
+        if self._blobs is not None:
+            self._blobs.discard()
         try:
             self.store.delete_commit(self.repo, self.id, owner=self.as_owner)
         except (CommitFinishedError, CommitNotFound):
@@ -467,11 +556,34 @@ class Store:
     Constructing one does no I/O; :meth:`open` checks (or writes) the ``FORMAT`` file.
     """
 
-    def __init__(self, backend: Backend) -> None:
+    def __init__(
+        self,
+        backend: Backend,
+        *,
+        pack_below: int | None = None,
+        parallelism: int | None = None,
+    ) -> None:
         self.backend = backend
         self._manifests: dict[str, Manifest] = {}
         # Landed commit records are immutable: cached by (repo, id) for this Store's lifetime.
         self._records: dict[tuple[str, str], CommitInfo] = {}
+        #: Blobs below this size are packed by blob batches; 0: every blob is its own object.
+        #: Default: no packs on a local folder (a datum input is a hard link to its blob file,
+        #: see docs/storage.md), packs elsewhere. ``DATUM_STORE_PACK_BELOW`` overrides it.
+        if pack_below is None:
+            env = os.environ.get("DATUM_STORE_PACK_BELOW", "")
+            if env.strip():
+                pack_below = _parse_size(env, "DATUM_STORE_PACK_BELOW")
+            else:
+                pack_below = 0 if backend.local_root is not None else PACK_BELOW
+        self.pack_below = pack_below
+        #: Requests in flight for batch uploads and many-blob reads on a remote store.
+        self.parallelism = parallelism or _PARALLEL
+        self._blob_cache: collections.OrderedDict[str, bytes] = collections.OrderedDict()
+        self._blob_cache_bytes = 0
+        self._blob_cache_lock = threading.Lock()
+        self._pack_index: dict[str, tuple[str, int, int]] | None = None  # hash -> where
+        self._packs_indexed: set[str] = set()
 
     @classmethod
     def open(cls, url: Any, *, storage_options: Mapping[str, Any] | None = None) -> Store:
@@ -480,6 +592,14 @@ class Store:
         store.check_format()
         return store
 
+    def blob_batch(self, *, parallelism: int | None = None) -> BlobBatch:
+        """A batch of blob puts: ``with store.blob_batch() as blobs: blobs.put_bytes(...)``.
+
+        Blobs are durable once ``flush()`` returns (or the ``with`` block ends cleanly); write
+        whatever names them (an op segment, a datum result) after that. See ``packs.py``.
+        """
+        return BlobBatch(self, parallelism=parallelism)
+
     @property
     def url(self) -> str:
         return self.backend.url
@@ -487,8 +607,8 @@ class Store:
     def check_format(self) -> None:
         """Read ``FORMAT`` (writing it in an empty root); refuse a store this code cannot read.
 
-        A version-1 store (the previous layout) is read as it is; opening it marks it version 2
-        so that an older release refuses it instead of misreading the new refs.
+        A version-1 or -2 store (the previous layouts) is read as it is; opening it marks it
+        version 3 so that an older release refuses it instead of misreading refs or packs.
         """
         try:
             raw = self.backend.read(_layout.FORMAT)
@@ -952,7 +1072,7 @@ class Store:
     def _append(self, old: Entry | None, op: Op) -> Entry:
         if old is None:
             return Entry(op.path, op.hash, op.size, op.tag)
-        with self.open_blob(old.hash) as first, self.open_blob(op.hash) as second:
+        with self.open_blob(old.hash, old.loc) as first, self.open_blob(op.hash, op.loc) as second:
             digest, size = self.put_blob(_Concat(first, second))
         return Entry(op.path, digest, size, op.tag)
 
@@ -1358,30 +1478,174 @@ class Store:
     def open_file(self, repo: str, ref: str, path: str) -> IO[bytes]:
         """Open a file of a commit for streaming reads."""
         _, entry = self._file_entry(repo, ref, path)
-        return self.open_blob(entry.hash)
+        return self.open_blob(entry.hash, entry.loc)
 
-    def open_blob(self, digest: str) -> IO[bytes]:
-        """Stream a blob; its hash is checked as it is read (a mismatch raises at the end)."""
-        key = _layout.blob(digest)
-        return io.BufferedReader(_VerifyingReader(self, key, digest, self.backend.open_read(key)))
+    def open_blob(self, digest: str, loc: str = "") -> IO[bytes]:
+        """Stream a blob; its hash is checked as it is read (a mismatch raises at the end).
 
-    def read_blob(self, digest: str) -> bytes:
-        """The whole content of a blob, checked against its hash."""
+        ``loc`` is where a packed blob lives (an entry's ``loc``): one ranged GET. Without it a
+        blob is the object ``blobs/<hash>``, or looked for in the packs (slow; see packs.py).
+        """
+        cached = self._cached_blob(digest)
+        if cached is not None:
+            return io.BytesIO(cached)
+        if loc:
+            return io.BytesIO(self.read_blob(digest, loc))
         key = _layout.blob(digest)
-        data = self.backend.read(key)
-        if hashlib.blake2b(data, digest_size=32).hexdigest() != digest:
-            raise self._corrupt(key, f"{len(data)} bytes that do not match its hash")
+        try:
+            raw = self.backend.open_read(key)
+        except FileNotFoundError:
+            found = self._find_packed(digest)
+            if found is None:
+                raise
+            return io.BytesIO(self.read_blob(digest, found))
+        return io.BufferedReader(_VerifyingReader(self, key, digest, raw))
+
+    def read_blob(self, digest: str, loc: str = "") -> bytes:
+        """The whole content of a blob, checked against its hash (``loc``: see open_blob)."""
+        cached = self._cached_blob(digest)
+        if cached is not None:
+            return cached
+        if not loc:
+            key = _layout.blob(digest)
+            try:
+                data = self.backend.read(key)
+            except FileNotFoundError:
+                found = self._find_packed(digest)
+                if found is None:
+                    raise
+                return self.read_blob(digest, found)
+            self._check_blob(key, digest, data)
+            return data
+        try:
+            pack, offset, size = parse_loc(loc)
+        except ValueError as exc:
+            raise self._corrupt(_layout.blob(digest), f"bad location: {exc}") from None
+        key = _layout.pack(pack)
+        data = self.backend.read_range(key, offset, offset + size)
+        self._check_blob(key, digest, data)
         return data
+
+    def _check_blob(self, key: str, digest: str, data: bytes) -> None:
+        if hashlib.blake2b(data, digest_size=32).hexdigest() != digest:
+            where = key if key.startswith("blobs/") else f"{key} (blob {digest})"
+            raise self._corrupt(where, f"{len(data)} bytes that do not match its hash")
+
+    def read_blobs(
+        self, refs: Iterable[BlobRef | Entry], *, parallelism: int | None = None
+    ) -> Iterator[tuple[BlobRef, bytes]]:
+        """Many blobs, each checked, in no particular order (``get file -r``, a set's inputs).
+
+        One ranged GET per coalesced range of a pack, up to ``parallelism`` requests in flight.
+        """
+        return read_many(
+            self,
+            (BlobRef(r.hash, r.size, r.loc) for r in refs),
+            parallelism=parallelism,
+        )
+
+    def prefetch(self, refs: Iterable[BlobRef | Entry]) -> int:
+        """Read blobs ahead into this store's small cache (packed ones only); return bytes read.
+
+        ``open_blob`` / ``read_blob`` of a prefetched blob need no request. The cache keeps
+        the most recent :data:`_BLOB_CACHE_BYTES`.
+        """
+        wanted = [r for r in refs if r.loc and r.size < _BLOB_CACHE_BYTES // 4]
+        with self._blob_cache_lock:
+            wanted = [r for r in wanted if r.hash not in self._blob_cache]
+        total = 0
+        for ref, data in self.read_blobs(wanted):
+            self._cache_blob(ref.hash, data)
+            total += len(data)
+        return total
+
+    def _cache_blob(self, digest: str, data: bytes) -> None:
+        with self._blob_cache_lock:
+            if digest in self._blob_cache:
+                return
+            self._blob_cache[digest] = data
+            self._blob_cache_bytes += len(data)
+            while self._blob_cache_bytes > _BLOB_CACHE_BYTES and self._blob_cache:
+                _, old = self._blob_cache.popitem(last=False)
+                self._blob_cache_bytes -= len(old)
+
+    def _cached_blob(self, digest: str) -> bytes | None:
+        if not self._blob_cache:
+            return None
+        with self._blob_cache_lock:
+            return self._blob_cache.get(digest)
+
+    def locate(self, repo: str, ref: str, path: str, digest: str = "") -> str:
+        """The location (``loc``) of the blob of a file, ``""`` when it is a single object.
+
+        For a caller that has a file's hash but not its entry (a datum input): one lookup in
+        the commit's manifest (its chunks are cached). A ``digest`` that is not the file's
+        gives ``""``.
+        """
+        if not self.pack_below and self.backend.local_root is not None:
+            return ""  # a local store that does not pack: every blob is blobs/<hash>
+        try:
+            _, entry = self._file_entry(repo, ref, path)
+        except (FileNotFound, CommitNotFound):
+            return ""
+        return entry.loc if not digest or entry.hash == digest else ""
+
+    def _find_packed(self, digest: str) -> str | None:
+        """Find a blob that is not a single object in the packs' indexes (read and cached)."""
+        if self._pack_index is None:
+            self._pack_index = {}
+        found = self._pack_index.get(digest)
+        if found is None:
+            for name in self.backend.list(_layout.packs()):
+                if len(name) == 32 and name not in self._packs_indexed:
+                    self._load_pack_index(name)
+            found = self._pack_index.get(digest)
+        return None if found is None else f"{found[0]}:{found[1]}:{found[2]}"
+
+    def _load_pack_index(self, pack: str) -> None:
+        """Read one pack's index from its trailer (three small requests; immutable, cached)."""
+        if pack in self._packs_indexed:
+            return
+        key = _layout.pack(pack)
+        size = self.backend.size(key)
+        if size is None:
+            raise FileNotFoundError(key)
+        try:
+            tail = self.backend.read_range(key, max(0, size - 4096), size)
+            index_len, _ = parse_trailer(tail)
+            start = size - 24 - index_len
+            if len(tail) >= 24 + index_len:
+                raw = tail[len(tail) - 24 - index_len : len(tail) - 24]
+            else:
+                raw = self.backend.read_range(key, start, size - 24)
+            index = parse_index(raw)
+        except (ValueError, OSError, EOFError, zlib.error) as exc:
+            if isinstance(exc, FileNotFoundError):
+                raise
+            raise self._corrupt(key, f"not a pack: {exc}") from None
+        if self._pack_index is None:
+            self._pack_index = {}
+        for digest, (offset, blob_size) in index.items():
+            self._pack_index.setdefault(digest, (pack, offset, blob_size))
+        self._packs_indexed.add(pack)
 
     def read_bytes(self, repo: str, ref: str, path: str) -> bytes:
         """The whole content of one file."""
         _, entry = self._file_entry(repo, ref, path)
-        return self.read_blob(entry.hash)
+        return self.read_blob(entry.hash, entry.loc)
 
-    def blob_path(self, digest: str) -> Path | None:
-        """The local path of a blob when the store is a local folder (for hard links)."""
+    def blob_path(self, digest: str, loc: str = "") -> Path | None:
+        """The local path of a blob when the store is a local folder (for hard links).
+
+        ``None`` for a remote store, a packed blob, or a blob that is not a file of its own.
+        """
         root = self.backend.local_root
-        return None if root is None else root / _layout.blob(digest)
+        if root is None or loc:
+            return None
+        path = root / _layout.blob(digest)
+        if self.pack_below and not path.exists():
+            return None
+        return path
 
     def entries(self, repo: str, ref: str, prefix: str = "/") -> Iterator[Entry]:
         """Every file of a commit whose path starts with the string ``prefix``, in path order.
@@ -1426,12 +1690,14 @@ class Store:
         with open(local, "rb") as fh:
             return self.put_blob(fh)
 
-    def _put_blob_bytes(self, data: bytes) -> str:
-        digest = hashlib.blake2b(data, digest_size=32).hexdigest()
+    def _put_blob_bytes(self, data: bytes, *, digest: str = "") -> str:
+        digest = digest or hashlib.blake2b(data, digest_size=32).hexdigest()
         put_immutable(self.backend, _layout.blob(digest), data)
         return digest
 
-    def _put_blob_stream(self, stream: IO[bytes] | BinaryIO | _Concat) -> tuple[str, int]:
+    def _put_blob_stream(
+        self, stream: IO[bytes] | BinaryIO | _Concat | Prefixed
+    ) -> tuple[str, int]:
         head = stream.read(_SMALL)
         if len(head) < _SMALL:
             return self._put_blob_bytes(head), len(head)
@@ -1501,8 +1767,13 @@ def _parse_ops(
     for line in lines:
         if line:
             try:
-                kind, path, digest, size, tag = line.rstrip("\n").split("\t")
-                yield Op(kind, path, digest, int(size), tag)
+                fields = line.rstrip("\n").split("\t")
+                if len(fields) == 5:
+                    kind, path, digest, size, tag = fields
+                    yield Op(kind, path, digest, int(size), tag)
+                else:
+                    kind, path, digest, size, tag, loc = fields
+                    yield Op(kind, path, digest, int(size), tag, loc)
             except ValueError:
                 raise corrupt(key, f"bad op line {line[:60]!r}") from None
 
@@ -1577,6 +1848,16 @@ def _drop_deleted(ops: list[Op]) -> list[Op]:
         kept.append(op)
     kept.reverse()
     return kept
+
+
+def _parse_size(text: str, name: str) -> int:
+    try:
+        value = int(text.strip())
+    except ValueError:
+        raise ValueError(f"{name}={text!r}: not a number of bytes") from None
+    if value < 0:
+        raise ValueError(f"{name}={text!r}: must be 0 (no packs) or more")
+    return value
 
 
 def _is_id(value: object) -> bool:

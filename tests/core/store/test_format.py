@@ -25,7 +25,7 @@ def _to_format_1(store: Store, repo: str) -> None:
     backend.write(_layout.FORMAT, b'{"format": "datum-store", "version": 1}')
 
 
-def test_format_1_store_opens_and_is_marked_2(site: StoreSite) -> None:
+def test_format_1_store_opens_and_is_marked_3(site: StoreSite) -> None:
     store = site.open()
     store.create_repo("r")
     with store.commit("r") as first:
@@ -36,7 +36,7 @@ def test_format_1_store_opens_and_is_marked_2(site: StoreSite) -> None:
 
     old = site.open()
     meta = json.loads(old.backend.read(_layout.FORMAT))
-    assert meta["version"] == 2  # an older release now refuses it instead of misreading it
+    assert meta["version"] == 3  # an older release now refuses it instead of misreading it
     assert [c.id for c in old.list_commits("r", "master")] == [second.id, first.id]
     assert old.read_bytes("r", "master", "/a") == b"a"
     assert old.read_bytes("r", "master^", "/a") == b"a"
