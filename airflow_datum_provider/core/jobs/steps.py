@@ -412,6 +412,7 @@ def process_set(
 ) -> SetSummary:
     """:func:`run_set` for a job record in hand and a set number."""
     from airflow_datum_provider.core.worker import JobContext, RunOptions, run_datum
+    from airflow_datum_provider.core.worker.prefetch import prefetch_inputs
     from airflow_datum_provider.core.worker.scratch import remove_tree
 
     records = JobRecords(store)
@@ -442,6 +443,7 @@ def process_set(
 
         batching = batching_runtime(options, root=root, job=context, verbose=verbose)
     lease_lock = threading.Lock()
+    blobs = store.blob_batch()  # the set's outputs: packed, flushed before each result write
 
     def run_one(
         datum: Datum,
@@ -470,6 +472,7 @@ def process_set(
             log=log,
             verbose=verbose,
             runtime=batching,
+            blobs=blobs,
         )
         with lease_lock:
             lease.check()  # a runner that took the set over writes the results now
@@ -481,6 +484,7 @@ def process_set(
             outcome = replace(outcome, reason=deadline_reason)  # the caller's deadline cut it
         result = replace(outcome, try_number=lease.try_number)
         records.write_log(job, datum.id, log.getvalue())
+        blobs.flush()  # the outputs' packs are durable before the result that names them
         records.write_result(job, number, result)
         with lease_lock:
             lease.renew()
@@ -488,7 +492,7 @@ def process_set(
         return result, False
 
     try:
-        datums = records.read_set(job, number)
+        datums = prefetch_inputs(store, records.read_set(job, number), skip=done)
         ran: Iterable[tuple[Datum, DatumResult, bool]]
         if datum_executor is None or batching is not None:  # batching: one process, in order
             ran = ((datum, *run_one(datum, root)) for datum in datums)
@@ -502,6 +506,7 @@ def process_set(
                 failed.append(datum.id)
         lease.release()
     finally:
+        blobs.discard()  # nothing is left to upload after a clean end; after a failure: drop
         if batching is not None:
             batching.close()
         remove_private_tmp(root)  # the set's /tmp (core.worker.namespace), kept across datums

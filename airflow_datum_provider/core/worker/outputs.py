@@ -32,6 +32,7 @@ from typing import TYPE_CHECKING
 from airflow_datum_provider.core.datum import DatumInput
 from airflow_datum_provider.core.errors import InvalidPathError, OutputRejected
 from airflow_datum_provider.core.store.manifest import Entry
+from airflow_datum_provider.core.store.packs import BlobBatch
 from airflow_datum_provider.core.store.paths import clean_path
 from airflow_datum_provider.core.store.store import Store
 
@@ -251,6 +252,7 @@ def collect_outputs(
     tag: str,
     view_root: str | None = None,
     scratch: Scratch | None = None,
+    blobs: BlobBatch | None = None,
 ) -> tuple[tuple[Entry, ...], int]:
     """Store every file of ``<root>/out``; return the entries (sorted) and the bytes stored.
 
@@ -258,6 +260,10 @@ def collect_outputs(
     namespace; default ``root``); ``scratch`` the layout of the attempt (which blobs were
     hard-linked in, which inputs are ``empty_files`` placeholders). Raises
     :class:`OutputRejected` for the datum's own faults; store errors propagate.
+
+    ``blobs``: the set's blob batch (small outputs are packed; they are durable only once the
+    caller flushes it, before it writes the result that names them). Without one every output
+    is stored as its own object at once.
     """
     real_root = os.path.realpath(root)
     view = _View(real_root, view_root or real_root)
@@ -281,10 +287,13 @@ def collect_outputs(
             found = None
             if placeholders and st.st_size == 0 and not real.startswith(f"{real_root}/out/"):
                 found = _placeholder(store, real, real_root, placeholders)
+            loc = ""
             if found is not None:
                 digest, size = found
+            elif blobs is not None:
+                digest, size, loc = blobs.put_stream(fh)
             else:
                 digest, size = store._put_blob_stream(fh)
-        entries.append(Entry(path, digest, size, tag))
+        entries.append(Entry(path, digest, size, tag, loc))
         total += size
     return tuple(entries), total

@@ -97,7 +97,9 @@ class DatumResult:
             "download_bytes": self.download_bytes,
             "upload_bytes": self.upload_bytes,
             "outputs": [
-                {"path": e.path, "hash": e.hash, "size_bytes": e.size, "tag": e.tag}
+                {"path": e.path, "hash": e.hash, "size_bytes": e.size, "tag": e.tag, "loc": e.loc}
+                if e.loc
+                else {"path": e.path, "hash": e.hash, "size_bytes": e.size, "tag": e.tag}
                 for e in self.outputs
             ],
             "log_tail": self.log_tail,
@@ -119,7 +121,7 @@ class DatumResult:
             download_bytes=raw.get("download_bytes", 0),
             upload_bytes=raw.get("upload_bytes", 0),
             outputs=tuple(
-                Entry(o["path"], o["hash"], o["size_bytes"], o.get("tag", ""))
+                Entry(o["path"], o["hash"], o["size_bytes"], o.get("tag", ""), o.get("loc", ""))
                 for o in raw.get("outputs", ())
             ),
             log_tail=raw.get("log_tail", ""),

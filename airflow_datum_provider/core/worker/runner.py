@@ -36,6 +36,7 @@ from typing import IO
 from airflow_datum_provider.core.datum import Datum
 from airflow_datum_provider.core.errors import PipelineError
 from airflow_datum_provider.core.store.manifest import Entry
+from airflow_datum_provider.core.store.packs import BlobBatch
 from airflow_datum_provider.core.store.store import Store
 from airflow_datum_provider.core.worker._process import LogSink
 from airflow_datum_provider.core.worker.env import datum_variables
@@ -107,13 +108,15 @@ def run_datum(
     log: IO[str] | None = None,
     verbose: bool = False,
     runtime: AttemptRuntime | None = None,
+    blobs: BlobBatch | None = None,
 ) -> DatumResult:
     """Process one datum to a :class:`DatumResult` (see the module docstring).
 
     ``scratch_root`` is this worker's own folder (``/pfs`` in a pod); its contents are deleted.
     ``log`` receives every attempt's output under a header line; ``verbose`` echoes it to
     stderr. Outputs are stored as blobs tagged with the datum id; the caller merges them.
-    ``runtime`` replaces the command / Python runtime ``options`` choose.
+    ``runtime`` replaces the command / Python runtime ``options`` choose. ``blobs`` is the
+    set's blob batch for the outputs (flush it before writing the result).
     """
     root = Path(os.path.realpath(scratch_root))
     in_pod = str(root) == PFS
@@ -161,7 +164,9 @@ def run_datum(
 
     def collect() -> tuple[tuple[Entry, ...], int]:
         scratch = laid[0] if laid else None
-        return collect_outputs(store, root, tag=datum.id, view_root=view_root, scratch=scratch)
+        return collect_outputs(
+            store, root, tag=datum.id, view_root=view_root, scratch=scratch, blobs=blobs
+        )
 
     steps = attempts(datum, policy, prepare=prepare, collect=collect, sink=sink, label=local.label)
     try:
