@@ -247,7 +247,7 @@ class _Placer:
         self.inodes.add((st.st_dev, st.st_ino))
         return True
 
-    def place(self, digest: str, dest: Path, *, empty: bool) -> None:
+    def place(self, digest: str, dest: Path, *, empty: bool, loc: str = "") -> None:
         self._parent(dest)
         if os.path.lexists(dest):
             # Two inputs of one name (a group) may carry the same path: last one wins.
@@ -255,13 +255,13 @@ class _Placer:
         if empty:
             dest.touch(0o444)
             return
-        src = self.store.blob_path(digest)
+        src = self.store.blob_path(digest, loc)
         if src is not None and self.link and self._try_link(src, dest):
             return
         if src is not None:
             _copy_local(src, dest)
-        else:
-            with self.store.open_blob(digest) as fin, open(dest, "wb") as fout:
+        else:  # remote or packed (one ranged read, or the set's prefetch cache)
+            with self.store.open_blob(digest, loc) as fin, open(dest, "wb") as fout:
                 shutil.copyfileobj(fin, fout, _COPY_CHUNK)
         os.chmod(dest, 0o444)
         self.copied += 1
@@ -290,11 +290,14 @@ def lay_out(
                 base = root / inp.name
                 for entry in store.walk(inp.repo, inp.commit, inp.path):
                     path = entry.path
-                    placer.place(entry.hash, base / path.lstrip("/"), empty=inp.empty_files)
+                    placer.place(
+                        entry.hash, base / path.lstrip("/"), empty=inp.empty_files, loc=entry.loc
+                    )
                     nbytes += 0 if inp.empty_files else entry.size
             else:
                 digest = inp.hash or store.inspect_file(inp.repo, inp.commit, inp.path).hash
-                placer.place(digest, local, empty=inp.empty_files)
+                loc = "" if inp.empty_files else store.locate(inp.repo, inp.commit, path, digest)
+                placer.place(digest, local, empty=inp.empty_files, loc=loc)
                 nbytes += 0 if inp.empty_files else inp.size
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
