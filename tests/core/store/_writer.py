@@ -5,7 +5,8 @@
 until the parent SIGKILLs it. The pause comes from a backend wrapper, so the store code under
 test has no test hooks: ``puts`` keeps putting files forever; ``manifest`` stops in the first
 manifest chunk write of ``finish``; ``before-cas`` stops just before the ref compare-and-swap;
-``after-cas`` stops after it, before the open commit is cleaned up.
+``after-cas`` stops after it, before the open commit is cleaned up; ``pack`` stops in the
+upload of the commit's first pack (the blobs of its puts, before any op segment names them).
 """
 
 from __future__ import annotations
@@ -47,6 +48,8 @@ class PausingBackend:
     def write(self, key: str, data: bytes) -> None:
         if self.armed and self._point == "manifest" and key.startswith("chunks/"):
             self._pause()
+        if self.armed and self._point == "pack" and key.startswith("packs/"):
+            self._pause()
         self._inner.write(key, data)
 
     def create(self, key: str, data: bytes) -> bool:
@@ -79,7 +82,7 @@ def kill(args: dict[str, Any]) -> None:
     backend = PausingBackend(
         open_backend(args["url"], args["options"]), args["point"], args["marker"]
     )
-    store = Store(backend)  # type: ignore[arg-type]
+    store = Store(backend, pack_below=args.get("pack_below"))  # type: ignore[arg-type]
     commit = store.start_commit(args["repo"], "master")
     backend.commit_id = commit.id
     for i in range(20):

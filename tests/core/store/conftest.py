@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from airflow_datum_provider.core.store import Store
+from airflow_datum_provider.core.store._backend import Backend, open_backend
 
 BACKENDS = ["memory", "local", pytest.param("s3", marks=pytest.mark.s3)]
 DISK_BACKENDS = ["local", pytest.param("s3", marks=pytest.mark.s3)]
@@ -27,6 +28,10 @@ class StoreSite:
 
     def open(self) -> Store:
         return Store.open(self.url, storage_options=self.options)
+
+    def open_raw(self) -> Backend:
+        """The site's backend, without reading or writing ``FORMAT``."""
+        return open_backend(self.url, self.options)
 
 
 _PUT_LOCK = threading.Lock()

@@ -190,3 +190,44 @@ def _race_create(url: str, options: dict[str, Any], key: str) -> None:
     for t in threads:
         t.join()
     assert sorted(wins) == [False] * 7 + [True]
+
+
+def test_sigkilled_during_pack_upload(disk_site: StoreSite, tmp_path: Path) -> None:
+    """A writer killed while its pack uploads leaves no commit content: segments come after."""
+    store = disk_site.open()
+    store.create_repo("r")
+    with store.commit("r") as c:
+        c.put_bytes("/base", b"base")
+    base = c.id
+    marker = tmp_path / "paused"
+    proc = _spawn(
+        {
+            "mode": "kill",
+            "url": disk_site.url,
+            "options": disk_site.options,
+            "repo": "r",
+            "point": "pack",
+            "marker": str(marker),
+            "pack_below": 1 << 20,  # the local folder does not pack by default
+        }
+    )
+    try:
+        killed = _wait_for(marker, proc)
+    finally:
+        os.kill(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=30)
+    assert proc.returncode == -signal.SIGKILL
+
+    fresh = disk_site.open()
+    assert fresh.branch_head("r", "master") == base
+    assert [e.path for e in fresh.walk("r", "master")] == ["/base"]
+    assert [o.id for o in fresh.list_open_commits("r")] == [killed]
+    assert fresh.backend.list(f"repos/r/open/{killed}/ops") == []  # nothing names the pack
+    # Finishing the dead writer's commit lands nothing of what it had not flushed.
+    resumed = fresh.open_commit("r", killed)
+    done = resumed.finish()
+    assert done.file_count == 1
+    assert [e.path for e in fresh.walk("r", "master")] == ["/base"]
+    with fresh.commit("r") as after:
+        after.put_bytes("/after", b"1")
+    assert fresh.read_bytes("r", "master", "/after") == b"1"

@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
+import pytest
+
+from airflow_datum_provider.core.errors import StoreFormatError
 from airflow_datum_provider.core.store import Store, _layout
 from tests.core.store.conftest import StoreSite
 
@@ -46,3 +50,46 @@ def test_format_1_store_opens_and_is_marked_3(site: StoreSite) -> None:
     fresh = site.open()
     assert [c.id for c in fresh.list_commits("r", "master")] == [third.id, second.id, first.id]
     assert {e.path for e in fresh.walk("r", "master")} == {"/a", "/b", "/c"}
+
+
+_FORMAT_2 = Path(__file__).parent / "data" / "format2"  # written by 1bd81f7, the last format 2
+
+
+def _load_fixture(site: StoreSite, root: Path) -> None:
+    """Copy a store written by an older release onto the site's backend, object by object."""
+    backend = site.open_raw()
+    for path in sorted(root.rglob("*")):
+        if path.is_file():
+            backend.write(path.relative_to(root).as_posix(), path.read_bytes())
+
+
+def test_store_written_by_the_format_2_release_reads_and_takes_packed_commits(
+    site: StoreSite,
+) -> None:
+    _load_fixture(site, _FORMAT_2)
+    store = site.open()
+    assert json.loads(store.backend.read(_layout.FORMAT))["version"] == 3
+    head = "0910011e94354d4d91ce3e85fda3d251"
+    assert store.branch_head("r", "master") == head
+    assert store.read_bytes("r", "master", "/a.txt") == b"alpha\nmore\n"
+    assert store.read_bytes("r", "master", "/dir/b.txt") == b"bravo two\n"
+    assert store.read_bytes("r", "old", "/dir/same.txt") == b"alpha\n"
+    assert [e.path for e in store.walk("r", "master")] == ["/a.txt", "/dir/b.txt"]
+    assert all(not e.loc for e in store.walk("r", "master"))  # format 2: single objects
+    # New commits on top: packed where the store packs; old files still read from blobs/.
+    with store.commit("r") as c:
+        c.put_bytes("/new.txt", b"new")
+        c.put_bytes("/dir/b.txt", b"bravo three\n")
+    fresh = site.open()
+    got = {e.path: fresh.read_blob(e.hash, e.loc) for e in fresh.walk("r", "master")}
+    assert got == {"/a.txt": b"alpha\nmore\n", "/dir/b.txt": b"bravo three\n", "/new.txt": b"new"}
+    assert bool(fresh.pack_below) == any(e.loc for e in fresh.walk("r", "master"))
+    assert [c.parent for c in fresh.list_commits("r", "master")][:1] == [head]
+
+
+def test_newer_format_is_refused_by_name(site: StoreSite) -> None:
+    site.open_raw().write(_layout.FORMAT, b'{"format": "datum-store", "version": 4}')
+    with pytest.raises(
+        StoreFormatError, match=r"version 4; .* reads 'datum-store' versions 1, 2, 3"
+    ):
+        site.open()
