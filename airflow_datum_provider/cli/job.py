@@ -429,14 +429,24 @@ _FOLLOW_POLL_S = 0.5
 
 
 def _new_logs(records: JobRecords, job: JobInfo, printed: set[str]) -> list[str]:
-    """The logs of the job's datums not printed yet, in processing order (marks them)."""
-    have = set(records.log_ids(job))
+    """The logs of the job's datums not printed yet, in processing order (marks them).
+
+    One read per checkpoint part of each set. While the job runs, a datum's log is printed
+    once it has a result (until then its log may still grow).
+    """
     out = []
     for number in records.set_numbers(job):
+        logs = records.set_logs(job, number)
+        if not logs:
+            continue
+        ended = set(records.results(job, number)) if not job.done else None
         for datum in records.read_set(job, number):
-            if datum.id in have and datum.id not in printed:
-                printed.add(datum.id)
-                out.append(records.read_log(job, datum.id))
+            if datum.id not in logs or datum.id in printed:
+                continue
+            if ended is not None and datum.id not in ended:
+                continue
+            printed.add(datum.id)
+            out.append(logs[datum.id])
     return out
 
 

@@ -443,7 +443,7 @@ def test_resume_after_kill_9(
     assert DATUMCTL is not None
     proc = subprocess.Popen(
         [DATUMCTL, "--store", str(store_dir), "run", "pipeline", "copy"],
-        env=clean_env,
+        env={**clean_env, "DATUM_CHECKPOINT_DATUMS": "1"},  # a part per datum (default: 100)
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -491,7 +491,10 @@ def test_sigkill_at_failpoint_then_resume(
     put(store, {"/f1": b"new", "/f2": b"v2", "/f3": b"v3"})  # 3 to run, 1 skipped
     before = runs(counter)
 
-    run("run", "pipeline", "copy", code=-signal.SIGKILL, env={"DATUM_FAILPOINT": point})
+    # A checkpoint part after every datum (the default batches 100): each datum finished before
+    # the kill is recorded, so none runs twice.
+    per_datum = {"DATUM_FAILPOINT": point, "DATUM_CHECKPOINT_DATUMS": "1"}
+    run("run", "pipeline", "copy", code=-signal.SIGKILL, env=per_datum)
     job = JobRecords(store).jobs("copy")[0]
     assert job.state in ("running", "finishing")
     # Until the output commit lands the branch does not move; after-land it holds the job's

@@ -306,7 +306,8 @@ def _run_killed_at(store: Store, pipeline_name: str, point: str) -> JobInfo:
         "from airflow_datum_provider.core.engine import run_pipeline; "
         "run_pipeline(Store.open(sys.argv[1]), sys.argv[2])"
     )
-    env = {**os.environ, "DATUM_FAILPOINT": point}
+    # A checkpoint part after every datum: what each datum finished before the kill is recorded.
+    env = {**os.environ, "DATUM_FAILPOINT": point, "DATUM_CHECKPOINT_DATUMS": "1"}
     proc = subprocess.run(
         [sys.executable, "-c", code, store.url, pipeline_name], env=env, check=False
     )

@@ -7,8 +7,10 @@
     meta/pipelines/<name>/jobs/<job>/job.json         JobInfo (rewritten atomically on change)
     meta/pipelines/<name>/jobs/<job>/sets/<n>.json.gz one datum set: Datum dicts, one per line
     meta/pipelines/<name>/jobs/<job>/skipped.json.gz  skipped datums (carried forward)
-    meta/pipelines/<name>/jobs/<job>/results/<n>/<datum>.json   per-datum checkpoint
-    meta/pipelines/<name>/jobs/<job>/logs/<datum>     the datum's stdout / stderr
+    meta/pipelines/<name>/jobs/<job>/results/<n>/<try>-<seq>.jsonl.gz  a checkpoint part of
+                                                      set n: results and log pieces (record 2)
+    meta/pipelines/<name>/jobs/<job>/results/<n>/<datum>.json   per-datum result (record 1)
+    meta/pipelines/<name>/jobs/<job>/logs/<datum>     a datum's stdout / stderr (record 1)
     meta/pipelines/<name>/jobs/<job>/index.gz         datum index: id, hash, state (after merge)
     meta/pipelines/<name>/jobs/<job>/stop             stop request: its text is the reason
     meta/pipelines/<name>/jobs/<job>/heartbeat        the runner's ``pid@host`` and last beat
@@ -73,6 +75,24 @@ def results_dir(name: str, job_id: str, number: int) -> str:
 
 def result(name: str, job_id: str, number: int, datum_id: str) -> str:
     return f"{results_dir(name, job_id, number)}/{datum_id}.json"
+
+
+PART_SUFFIX = ".jsonl.gz"
+
+
+def part(name: str, job_id: str, number: int, try_number: int, seq: int) -> str:
+    """One checkpoint part of set ``number``: written once by try ``try_number``, ``seq``-th."""
+    return f"{results_dir(name, job_id, number)}/{try_number:06d}-{seq:06d}{PART_SUFFIX}"
+
+
+def part_order(part_name: str) -> tuple[int, int] | None:
+    """``(try, seq)`` of a part's file name; ``None`` for any other name."""
+    if not part_name.endswith(PART_SUFFIX):
+        return None
+    head, _, tail = part_name[: -len(PART_SUFFIX)].partition("-")
+    if not (head.isdigit() and tail.isdigit()):
+        return None
+    return int(head), int(tail)
 
 
 def logs_dir(name: str, job_id: str) -> str:

@@ -12,14 +12,23 @@ import contextlib
 import gzip
 import io
 import json
+import os
+import threading
+import time
 import uuid
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import IO, Any
 
+from airflow_datum_provider.core._failpoints import failpoint
 from airflow_datum_provider.core.datum import Datum
-from airflow_datum_provider.core.errors import JobNotFound, PipelineNotFound
+from airflow_datum_provider.core.errors import (
+    JobNotFound,
+    PipelineError,
+    PipelineNotFound,
+    SetTakenOver,
+)
 from airflow_datum_provider.core.incremental import IndexRecord
 from airflow_datum_provider.core.jobs import _layout
 from airflow_datum_provider.core.spec import PipelineSpec
@@ -34,18 +43,35 @@ from airflow_datum_provider.core.store import Store
 from airflow_datum_provider.core.worker.policy import DatumResult
 
 __all__ = [
+    "CHECKPOINT_DATUMS",
+    "CHECKPOINT_LOG_CHARS",
+    "CHECKPOINT_SECONDS",
     "JOB_STATES",
-    "TERMINAL_STATES",
-    "JobInfo",
     "RECORD_VERSION",
+    "TERMINAL_STATES",
+    "CheckpointPolicy",
+    "JobInfo",
     "JobRecords",
     "PipelineInfo",
+    "SetCheckpoint",
+    "SetRecords",
     "now",
 ]
 
-RECORD_VERSION = 1
+RECORD_VERSION = 2
 """Written into every pipeline and job record as ``record``; readers ignore unknown keys, so an
-older worker reads what a newer one wrote during a rolling upgrade (and keeps what it knows)."""
+older worker reads what a newer one wrote during a rolling upgrade (and keeps what it knows).
+
+Version 2 keeps a set's results and logs in checkpoint parts (:class:`SetCheckpoint`) instead of
+one object per datum; this release still reads the per-datum objects of version 1."""
+
+CHECKPOINT_DATUMS = 100
+"""A set's runner publishes a checkpoint part after this many new results (at the latest)..."""
+CHECKPOINT_SECONDS = 5.0
+"""...or once this many seconds passed since its last part (checked as each datum ends)."""
+CHECKPOINT_LOG_CHARS = 4 << 20
+"""Pending log text and results beyond this many characters are published at once (a datum
+still running included), so what a set holds in memory stays bounded."""
 
 
 def now() -> str:
@@ -188,6 +214,7 @@ _KNOWN_STATES: dict[str, DatumState] = {state: state for state in DATUM_STATES}
 
 
 _SPILL = 8 << 20
+_PART_CACHE = 64 << 20  # characters of parsed checkpoint parts a JobRecords keeps
 
 
 class LinesWriter:
@@ -259,12 +286,252 @@ def _unlines(data: bytes) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+@dataclass(frozen=True, slots=True)
+class CheckpointPolicy:
+    """When a set's runner publishes a checkpoint part (see :class:`SetCheckpoint`).
+
+    ``datums`` new results or ``seconds`` since the last part, whichever comes first; both from
+    ``DATUM_CHECKPOINT_DATUMS`` / ``DATUM_CHECKPOINT_SECONDS`` when set (``1`` / ``0``: a part
+    after every datum, the most a crash can lose is the datum in flight).
+    """
+
+    datums: int = CHECKPOINT_DATUMS
+    seconds: float = CHECKPOINT_SECONDS
+    log_chars: int = CHECKPOINT_LOG_CHARS
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> CheckpointPolicy:
+        env = os.environ if env is None else env
+        datums, seconds = CHECKPOINT_DATUMS, CHECKPOINT_SECONDS
+        raw = env.get("DATUM_CHECKPOINT_DATUMS", "").strip()
+        if raw:
+            try:
+                datums = int(raw)
+            except ValueError:
+                datums = 0
+            if datums < 1:
+                raise PipelineError(
+                    f"DATUM_CHECKPOINT_DATUMS={raw!r:.40}: expected a whole number >= 1"
+                )
+        raw = env.get("DATUM_CHECKPOINT_SECONDS", "").strip()
+        if raw:
+            try:
+                seconds = float(raw)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds < 1e9:
+                raise PipelineError(f"DATUM_CHECKPOINT_SECONDS={raw!r:.40}: expected seconds >= 0")
+        return cls(datums=datums, seconds=seconds)
+
+
+Guard = Callable[[bool], None]
+"""Called before a part is published, with whether it holds results: raises to refuse it
+(:class:`SetTakenOver` when the set's lease was lost), flushes what the results reference."""
+
+
+class SetCheckpoint:
+    """The records of one set's try: results and log pieces, published as immutable parts.
+
+    Each part is one gzipped JSON-lines object ``results/<set>/<try>-<seq>.jsonl.gz`` written
+    with a create-if-absent, so two runners never overwrite each other's parts (a second runner
+    that got the same try number loses the create and stops, :class:`SetTakenOver`). Lines:
+    a header ``{"part": 2, ...}``, ``{"l": <datum>, "t": <text>}`` log pieces (a datum's pieces
+    in order, across parts) and ``{"r": <DatumResult dict>}`` results. A part is published when
+    :meth:`due` (see :class:`CheckpointPolicy`), at the end of the set, and at once when pending
+    text passes ``log_chars`` (then holding the log pieces only: results wait for their
+    outputs). ``guard`` runs first (the engine checks its lease and flushes blobs there).
+    Thread-safe: a set's datums may run on several threads.
+    """
+
+    def __init__(
+        self,
+        backend: Any,
+        job: JobInfo,
+        number: int,
+        try_number: int,
+        *,
+        policy: CheckpointPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        guard: Guard | None = None,
+    ) -> None:
+        self._backend = backend
+        self._job = job
+        self.number = number
+        self.try_number = try_number
+        self.policy = policy or CheckpointPolicy()
+        self._clock = clock
+        self._guard = guard
+        self._lock = threading.RLock()
+        self._results: list[str] = []
+        self._logs: dict[str, list[str]] = {}
+        self._chars = 0
+        self._error: Exception | None = None
+        self.seq = 0
+        self.last = clock()
+        self.parts: list[str] = []
+        """Keys of the parts published so far."""
+
+    def log(self, datum_id: str, text: str) -> None:
+        """Append to a datum's log (published with the next part).
+
+        Never raises: it runs in the threads that drain a command's pipes; a failed publish
+        is raised by the next :meth:`add` or :meth:`flush`, and the log text pending then is
+        dropped.
+        """
+        if not text:
+            return
+        with self._lock:
+            self._logs.setdefault(datum_id, []).append(text)
+            self._chars += len(text)
+            if self._chars >= self.policy.log_chars and self._error is None:
+                try:
+                    self._publish(with_results=False)
+                except Exception as exc:
+                    self._error = exc
+            if self._error is not None:
+                self._logs = {}
+                self._chars = sum(len(line) for line in self._results)
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            error, self._error = self._error, None
+            raise error
+
+    def writer(self, datum_id: str) -> DatumLogWriter:
+        """A text stream of one datum's log into this checkpoint."""
+        return DatumLogWriter(self, datum_id)
+
+    def add(self, result: DatumResult) -> None:
+        """Record one datum's result (published with the next part)."""
+        line = json.dumps({"r": result.to_dict()}, separators=(",", ":"))
+        with self._lock:
+            self._raise_error()
+            self._results.append(line)
+            self._chars += len(line)
+
+    @property
+    def pending(self) -> int:
+        """Results recorded and not published yet."""
+        return len(self._results)
+
+    def due(self) -> bool:
+        """Whether the policy wants a part now."""
+        with self._lock:
+            if not self._results and not self._logs:
+                return False
+            return (
+                len(self._results) >= self.policy.datums
+                or self._chars >= self.policy.log_chars
+                or self._clock() - self.last >= self.policy.seconds
+            )
+
+    def flush(self) -> str | None:
+        """Publish everything pending as one part (nothing pending: nothing written)."""
+        with self._lock:
+            self._raise_error()
+            return self._publish(with_results=True)
+
+    def drop(self) -> None:
+        """Forget what is pending (a runner that lost its set must not publish it)."""
+        with self._lock:
+            self._results, self._logs, self._chars, self._error = [], {}, 0, None
+
+    def _publish(self, *, with_results: bool) -> str | None:
+        results = self._results if with_results else []
+        if not results and not self._logs:
+            return None
+        if self._guard is not None:
+            self._guard(bool(results))
+        header = {
+            "part": RECORD_VERSION,
+            "set": self.number,
+            "try": self.try_number,
+            "seq": self.seq,
+            "results": len(results),
+        }
+        lines = [json.dumps(header, separators=(",", ":"))]
+        lines.extend(
+            json.dumps({"l": ident, "t": "".join(texts)}, separators=(",", ":"))
+            for ident, texts in self._logs.items()
+        )
+        lines.extend(results)
+        lines.append("")
+        data = gzip.compress("\n".join(lines).encode(), compresslevel=1, mtime=0)
+        job = self._job
+        key = _layout.part(job.pipeline, job.id, self.number, self.try_number, self.seq)
+        if not self._backend.create(key, data):
+            raise SetTakenOver(
+                f"set {self.number} of job {job.id}: checkpoint part {key} was written by "
+                f"another runner of try {self.try_number}; this runner stops without "
+                "writing more results",
+                job=job.id,
+                set=self.number,
+            )
+        self.seq += 1
+        self.parts.append(key)
+        self._logs = {}
+        if with_results:
+            self._results = []
+            self._chars = 0
+        else:
+            self._chars = sum(len(line) for line in self._results)
+        self.last = self._clock()
+        failpoint("after-flush")
+        return key
+
+
+class DatumLogWriter(io.TextIOBase):
+    """One datum's log as a text stream: every write goes to its :class:`SetCheckpoint`."""
+
+    def __init__(self, checkpoint: SetCheckpoint, datum_id: str) -> None:
+        super().__init__()
+        self._checkpoint = checkpoint
+        self._datum = datum_id
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, text: str) -> int:  # type: ignore[override]
+        self._checkpoint.log(self._datum, text)
+        return len(text)
+
+
+@dataclass(slots=True)
+class SetRecords:
+    """What a set's records say: each datum's latest result, and its log (latest try's)."""
+
+    results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    logs: dict[str, str] = field(default_factory=dict)
+    parts: int = 0
+    """Checkpoint parts read (record 2)."""
+
+
+def _parse_part(data: bytes, key: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+    results: list[dict[str, Any]] = []
+    logs: list[tuple[str, str]] = []
+    try:
+        text = gzip.decompress(data).decode()
+        for line in text.split("\n"):
+            if not line:
+                continue
+            item = json.loads(line)
+            if "r" in item:
+                results.append(item["r"])
+            elif "l" in item:
+                logs.append((str(item["l"]), str(item.get("t", ""))))
+    except (OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
+        raise PipelineError(f"checkpoint part {key} is corrupt ({exc})") from None
+    return results, logs
+
+
 class JobRecords:
     """Reads and writes pipeline and job records in a store."""
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.backend = store.backend
+        self._parts: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {}
+        self._parts_size = 0
 
     # -- pipelines ----------------------------------------------------------------------
 
@@ -409,19 +676,91 @@ class JobRecords:
     def _result_dir(self, job: JobInfo, number: int) -> str:
         return _layout.results_dir(job.pipeline, job.id, number)
 
+    def checkpoint(
+        self,
+        job: JobInfo,
+        number: int,
+        try_number: int,
+        *,
+        policy: CheckpointPolicy | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        guard: Guard | None = None,
+    ) -> SetCheckpoint:
+        """The writer of set ``number``'s records for try ``try_number`` (:class:`SetCheckpoint`)."""
+        return SetCheckpoint(
+            self.backend, job, number, try_number, policy=policy, clock=clock, guard=guard
+        )
+
     def write_result(self, job: JobInfo, number: int, result: DatumResult) -> None:
-        """Checkpoint one datum's result."""
-        key = _layout.result(job.pipeline, job.id, number, result.datum_id)
-        self.backend.write(key, json.dumps(result.to_dict(), separators=(",", ":")).encode())
+        """Checkpoint one datum's result in a part of its own (tests, tools; the engine batches)."""
+        part = self.checkpoint(job, number, result.try_number or 1)
+        names = self._list(self._result_dir(job, number))
+        orders = [o for o in map(_layout.part_order, names) if o and o[0] == part.try_number]
+        part.seq = max((seq for _, seq in orders), default=-1) + 1
+        part.add(result)
+        part.flush()
+
+    def _list(self, key: str) -> list[str]:
+        try:
+            return self.backend.list(key)
+        except FileNotFoundError:
+            return []
+
+    def _part(self, key: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        cached = self._parts.get(key)
+        if cached is None:
+            cached = _parse_part(self.backend.read(key), key)
+            size = sum(len(t) for _, t in cached[1]) + 512 * len(cached[0])
+            if self._parts_size + size > _PART_CACHE:
+                self._parts.clear()
+                self._parts_size = 0
+            self._parts[key] = cached
+            self._parts_size += size
+        return cached
+
+    def set_records(self, job: JobInfo, number: int) -> SetRecords:
+        """One set's results and logs: one read per checkpoint part (parts are cached).
+
+        Each datum's result is the one of the latest try (then the latest part) that has one;
+        its log is the pieces of the latest try that logged it. Per-datum objects of record 1
+        (``<datum>.json``; their logs under ``logs/``) are read too.
+        """
+        base = self._result_dir(job, number)
+        found = SetRecords()
+        order: dict[str, tuple[int, int]] = {}
+        log_try: dict[str, int] = {}
+        pieces: dict[str, list[str]] = {}
+        parts: list[tuple[tuple[int, int], str]] = []
+        for name in self._list(base):
+            rank = _layout.part_order(name)
+            if rank is not None:
+                parts.append((rank, name))
+            elif name.endswith(".json"):  # record 1: one object per datum
+                raw = json.loads(self.backend.read(f"{base}/{name}"))
+                ident = name[:-5]
+                rank = (int(raw.get("try", 0) or 0), -1)
+                if ident not in order or rank >= order[ident]:
+                    order[ident] = rank
+                    found.results[ident] = raw
+        for rank, name in sorted(parts):
+            results, logs = self._part(f"{base}/{name}")
+            found.parts += 1
+            for raw in results:
+                ident = str(raw["datum_id"])
+                if ident not in order or rank >= order[ident]:
+                    order[ident] = rank
+                    found.results[ident] = raw
+            for ident, text in logs:
+                if log_try.get(ident, -1) < rank[0]:
+                    log_try[ident] = rank[0]
+                    pieces[ident] = []
+                pieces[ident].append(text)
+        found.logs = {ident: "".join(texts) for ident, texts in pieces.items()}
+        return found
 
     def results(self, job: JobInfo, number: int) -> dict[str, dict[str, Any]]:
         """Checkpointed results of one set, by datum id, as raw dicts (:meth:`datum_results`)."""
-        out = {}
-        base = self._result_dir(job, number)
-        for name in self.backend.list(base):
-            if name.endswith(".json"):
-                out[name[:-5]] = json.loads(self.backend.read(f"{base}/{name}"))
-        return out
+        return self.set_records(job, number).results
 
     def datum_results(self, job: JobInfo, number: int) -> dict[str, DatumResult]:
         """Checkpointed results of one set, by datum id, read through :class:`DatumResult`."""
@@ -439,18 +778,47 @@ class JobRecords:
                 yield number, result
 
     def write_log(self, job: JobInfo, datum_id: str, text: str) -> None:
+        """Write a datum's whole log as one record-1 object.
+
+        For tests of old jobs and tools; the engine streams logs into its checkpoint parts.
+        """
         key = _layout.log(job.pipeline, job.id, datum_id)
         self.backend.write(key, text.encode())
 
-    def read_log(self, job: JobInfo, datum_id: str) -> str:
+    def _old_log_ids(self, job: JobInfo) -> list[str]:
+        return self._list(_layout.logs_dir(job.pipeline, job.id))
+
+    def set_logs(self, job: JobInfo, number: int) -> dict[str, str]:
+        """The logs of one set's datums, by datum id (record 1 logs of its datums included)."""
+        logs = self.set_records(job, number).logs
+        old = set(self._old_log_ids(job)) - set(logs)
+        if old:
+            for datum in self.read_set(job, number):
+                if datum.id in old:
+                    logs[datum.id] = self._read_old_log(job, datum.id)
+        return logs
+
+    def _read_old_log(self, job: JobInfo, datum_id: str) -> str:
         key = _layout.log(job.pipeline, job.id, datum_id)
         try:
             return self.backend.read(key).decode(errors="replace")
         except FileNotFoundError:
             return ""
 
+    def read_log(self, job: JobInfo, datum_id: str) -> str:
+        """A datum's stored stdout / stderr (``""`` when it has none)."""
+        for number in self.set_numbers(job):
+            text = self.set_records(job, number).logs.get(datum_id)
+            if text is not None:
+                return text
+        return self._read_old_log(job, datum_id)
+
     def log_ids(self, job: JobInfo) -> list[str]:
-        return self.backend.list(_layout.logs_dir(job.pipeline, job.id))
+        """Ids of the datums that have a log."""
+        ids = set(self._old_log_ids(job))
+        for number in self.set_numbers(job):
+            ids.update(self.set_records(job, number).logs)
+        return sorted(ids)
 
     def write_index(self, job: JobInfo, records: Iterable[tuple[str, str, DatumState]]) -> None:
         text = "".join(f"{i}\t{h}\t{s}\n" for i, h, s in sorted(records))

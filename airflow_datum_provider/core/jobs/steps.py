@@ -10,7 +10,6 @@ goes through the store, so each step can run on another machine and be retried.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import tempfile
 import threading
@@ -18,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any, Protocol
+from typing import IO, Any, Protocol, cast
 
 from airflow_datum_provider.core._failpoints import failpoint
 from airflow_datum_provider.core.datum import Datum
@@ -28,6 +27,7 @@ from airflow_datum_provider.core.errors import (
     JobKilled,
     MergeError,
     PipelineError,
+    SetTakenOver,
 )
 from airflow_datum_provider.core.incremental import Decision, IndexRecord, diff_datums
 from airflow_datum_provider.core.jobs.ending import (
@@ -37,12 +37,19 @@ from airflow_datum_provider.core.jobs.ending import (
     succeed_job,
 )
 from airflow_datum_provider.core.jobs.liveness import (
+    Beat,
     SetLease,
     heartbeat,
     stale_after,
     stop_reason,
 )
-from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, LinesWriter, now
+from airflow_datum_provider.core.jobs.records import (
+    CheckpointPolicy,
+    JobInfo,
+    JobRecords,
+    LinesWriter,
+    now,
+)
 from airflow_datum_provider.core.merge import merge_outputs
 from airflow_datum_provider.core.plan import Planner
 from airflow_datum_provider.core.runtime.local import (
@@ -74,6 +81,10 @@ __all__ = [
 ]
 
 JOB_TIMEOUT_REASON = "job timed out"  # the worker's JOB_TIMEOUT_REASON, without importing it
+
+CONTROL_EVERY = 1.0
+"""Seconds between a set runner's reads of the job's stop request (and lease renewals): a stop
+takes effect at the first datum that starts this long after the last check."""
 
 DatumCallback = Callable[[Datum, Mapping[str, Any], bool], None]
 """Told about each datum of a set as it ends: ``(datum, result dict, resumed)``.
@@ -409,8 +420,17 @@ def process_set(
     python: Any = None,
     on_datum: DatumCallback | None = None,
     datum_executor: DatumExecutor | None = None,
+    checkpoint: CheckpointPolicy | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> SetSummary:
-    """:func:`run_set` for a job record in hand and a set number."""
+    """:func:`run_set` for a job record in hand and a set number.
+
+    Results and logs go to the set's checkpoint parts (:class:`~.records.SetCheckpoint`),
+    published per ``checkpoint`` (default :meth:`CheckpointPolicy.from_env`: every 100 datums
+    or 5 s, and when the set ends). A retried set resumes after the last published part: up to
+    that many datums run again, and only recorded results are merged, so outputs stay
+    exactly-once. ``clock`` (monotonic seconds) is injectable for tests.
+    """
     from airflow_datum_provider.core.worker import JobContext, RunOptions, run_datum
     from airflow_datum_provider.core.worker.prefetch import prefetch_inputs
     from airflow_datum_provider.core.worker.scratch import remove_tree
@@ -444,6 +464,44 @@ def process_set(
         batching = batching_runtime(options, root=root, job=context, verbose=verbose)
     lease_lock = threading.Lock()
     blobs = store.blob_batch()  # the set's outputs: packed, flushed before each result write
+    policy = checkpoint or CheckpointPolicy.from_env()
+    control_every = min(policy.seconds, CONTROL_EVERY)
+    next_control = [clock()]  # the first datum checks
+
+    def guard(with_results: bool) -> None:
+        """Before a part is published: this runner must still hold the set (one read)."""
+        current = Beat.read(store, lease.key)
+        if current is None or current.token != lease.token:
+            by = f" by {current.runner} (try {current.try_number})" if current else ""
+            raise SetTakenOver(
+                f"set {number} of job {job.id} was taken over{by}; this runner "
+                "stops without writing more results",
+                job=job.id,
+                set=number,
+            )
+        if with_results:
+            blobs.flush()  # the outputs' packs are durable before the part that names them
+        with lease_lock:
+            lease.renew()
+
+    records_of_set = records.checkpoint(
+        job, number, lease.try_number, policy=policy, clock=clock, guard=guard
+    )
+
+    def control() -> None:
+        """The job's stop request and the lease, every ``control_every`` seconds at most."""
+        tick = clock()
+        if tick < next_control[0]:
+            return
+        with lease_lock:
+            if tick < next_control[0]:
+                return
+            next_control[0] = tick + control_every
+            stop = stop_reason(store, job)
+            if stop is not None:
+                raise JobKilled(stop, job=job.id)
+            lease.check()
+            lease.renew()
 
     def run_one(
         datum: Datum,
@@ -452,16 +510,13 @@ def process_set(
         deadline: float | None = None,
         deadline_reason: str = "datum timed out",
     ) -> tuple[DatumResult, bool]:
-        """Run (or resume) one datum in ``scratch``; checkpoint it; ``(result, resumed)``."""
+        """Run (or resume) one datum in ``scratch``; record it; ``(result, resumed)``."""
         result = done.get(datum.id)
         if result is not None:
             return result, True
-        stop = stop_reason(store, job)
-        if stop is not None:
-            raise JobKilled(stop, job=job.id)
+        control()
         if job_deadline is not None and time.monotonic() >= job_deadline:
             raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
-        log = io.StringIO()
         own = deadline is not None and (job_deadline is None or deadline < job_deadline)
         outcome = run_datum(
             store,
@@ -469,25 +524,21 @@ def process_set(
             options=options,
             job=replace(context, deadline=deadline) if own else context,
             scratch_root=scratch,
-            log=log,
+            log=cast("IO[str]", records_of_set.writer(datum.id)),
             verbose=verbose,
             runtime=batching,
             blobs=blobs,
         )
-        with lease_lock:
-            lease.check()  # a runner that took the set over writes the results now
         if outcome.state == "failed" and outcome.reason == JOB_TIMEOUT_REASON:
             if not own or (job_deadline is not None and time.monotonic() >= job_deadline):
                 # Keep what the datum printed; no result, so it counts as not run.
-                records.write_log(job, datum.id, log.getvalue())
+                records_of_set.flush()
                 raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
             outcome = replace(outcome, reason=deadline_reason)  # the caller's deadline cut it
         result = replace(outcome, try_number=lease.try_number)
-        records.write_log(job, datum.id, log.getvalue())
-        blobs.flush()  # the outputs' packs are durable before the result that names them
-        records.write_result(job, number, result)
-        with lease_lock:
-            lease.renew()
+        records_of_set.add(result)
+        if records_of_set.due():
+            records_of_set.flush()
         failpoint("after-datum")
         return result, False
 
@@ -504,7 +555,15 @@ def process_set(
             counts[result.state] += 1
             if result.state == "failed":
                 failed.append(datum.id)
+        records_of_set.flush()
         lease.release()
+    except SetTakenOver:
+        records_of_set.drop()  # a runner that lost the set publishes nothing more
+        raise
+    except BaseException:
+        with contextlib.suppress(Exception):  # keep what finished; a lost lease refuses it
+            records_of_set.flush()
+        raise
     finally:
         blobs.discard()  # nothing is left to upload after a clean end; after a failure: drop
         if batching is not None:
