@@ -307,6 +307,9 @@ def test_a_killed_pod_fails_the_task_and_the_retry_resumes(
             datum_set=refs[0],
             namespace="datums",
             store_volume=k8s.V1Volume(name="store", host_path=k8s.V1HostPathVolumeSource(path=url)),
+            # A checkpoint part after every datum (the default batches 100 datums or 5 s), so
+            # the kill comes once two datums are recorded.
+            env_vars=[k8s.V1EnvVar(name="DATUM_CHECKPOINT_DATUMS", value="1")],
             retries=1,
             retry_delay=timedelta(seconds=0),
         )
