@@ -463,7 +463,7 @@ def process_set(
 
         batching = batching_runtime(options, root=root, job=context, verbose=verbose)
     lease_lock = threading.Lock()
-    blobs = store.blob_batch()  # the set's outputs: packed, flushed before each result write
+    blobs = store.blob_batch()  # the set's outputs: packed, flushed before each checkpoint part
     policy = checkpoint or CheckpointPolicy.from_env()
     control_every = min(policy.seconds, CONTROL_EVERY)
     next_control = [clock()]  # the first datum checks
