@@ -40,6 +40,7 @@ not need, so user code only ever sees its own datum.
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import shutil
 import stat
@@ -80,6 +81,18 @@ class Scratch:
 
 
 def _check_root(root: Path) -> None:
+    """Refuse to wipe ``/``, the home folder or one of its parents (``root`` as given)."""
+    _check_root_text(str(root), os.environ.get("HOME"))
+
+
+@functools.lru_cache(maxsize=256)
+def _check_root_text(root_text: str, home_env: str | None) -> None:
+    """:func:`_check_root` once per root and ``HOME`` (a refusal raises, so it is not cached).
+
+    Resolving the root and the home folder is most of a small datum's wipe otherwise; a root
+    swapped for a symlink later is still safe, since every wipe opens it with ``O_NOFOLLOW``.
+    """
+    root = Path(root_text).resolve()
     home = Path.home().resolve()
     if root == Path(root.anchor) or root == home or root in home.parents:
         raise PipelineError(
@@ -192,7 +205,7 @@ def wipe(root: Path, keep: Collection[str] = ()) -> None:
     on some disks ``rmdir`` + ``mkdir`` is most of a small datum's overhead.
     """
     root = Path(root)
-    _check_root(root.resolve())
+    _check_root(root)
     try:
         _empty(str(root), keep)
     except FileNotFoundError:
