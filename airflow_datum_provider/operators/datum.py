@@ -118,7 +118,8 @@ class CreateDatumsOperator(BaseOperator):
     ``reprocess`` skips nothing, ``pin`` runs against the given input commits (a bad repo or
     commit fails this task with one line naming it), ``dry_run`` plans, logs the datums, pushes a
     report under the XCom key ``dry_run``, ends the job ``killed`` with reason ``dry run``
-    (deleting its open output commit: no branch moves) and returns ``[]``. A run triggered by
+    (deleting its open output commit: no branch moves) and returns ``[]``; the merge task is then
+    skipped, so no Asset event starts downstream pipelines. A run triggered by
     Asset events of an input repo (``DatumAsset`` chaining) is pinned to the commit they name.
     """
 
@@ -337,6 +338,8 @@ class MergeOutputsOperator(BaseOperator):
 
     Fails with Pachyderm's reason text when a datum failed (``datum <id> failed``) or two datums
     wrote one path; recovered datums do not fail it. Returns the job record as a small dict.
+    A dry run's merge is skipped (so its outlet emits no Asset event) after pushing the job
+    record, with ``"dry_run": True``, as its return value.
     The output repo's ``DatumAsset`` is an outlet (its event names the commit, the job and the
     counters); the input repos are inlets, so Airflow's asset graph shows the pipeline graph.
 
@@ -380,8 +383,13 @@ class MergeOutputsOperator(BaseOperator):
         job = JobRecords(store).job(pointer["pipeline"], pointer["id"])
         self.log.info("job %s: merging %d sets (%d failed datums)", job.id, len(summaries), failed)
         if job.done and job.reason == DRY_RUN_REASON:
-            self.log.info("job %s: dry run, nothing merged", job.id)
-            return {**_job_dict(job), "dry_run": True}
+            from airflow.sdk.exceptions import AirflowSkipException
+
+            # Skipped, not successful: Airflow emits an event for every outlet of a task that
+            # succeeds, and an event here would start the downstream pipelines for a commit
+            # that does not exist. The job record still goes to XCom as the return value.
+            context["ti"].xcom_push(key="return_value", value={**_job_dict(job), "dry_run": True})
+            raise AirflowSkipException(f"job {job.id}: dry run, nothing merged")
         job = finish_job(store, job)
         result = _job_dict(job)
         self.log.info(
