@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,23 @@ def _trigger(store: Store, **kwargs: Any) -> Any:
     from airflow_datum_provider.triggers.commit import CommitTrigger
 
     return CommitTrigger(repo="words", store=store.url, poll_interval=0.05, **kwargs)
+
+
+def _after_polls(trigger: Any, n: int) -> threading.Event:
+    """An event set once the trigger has finished ``n`` polls (the real ``poll`` runs)."""
+    real_poll = trigger.poll
+    done = [0]
+    reached = threading.Event()
+
+    def counted(known: Any = None) -> Any:
+        result = real_poll(known)
+        done[0] += 1
+        if done[0] >= n:
+            reached.set()
+        return result
+
+    trigger.poll = counted
+    return reached
 
 
 def _rebuilt(trigger: Any) -> Any:
@@ -68,9 +86,12 @@ def test_fires_once_per_commit_and_resumes_after_a_restart(
         await gen.aclose()
 
         # "Triggerer restart": a new instance from the serialised form, no shared memory.
-        again = _rebuilt(trigger).run()
+        rebuilt = _rebuilt(trigger)
+        three_polls = _after_polls(rebuilt, 3)
+        again = rebuilt.run()
         pending = asyncio.ensure_future(again.__anext__())
-        await asyncio.sleep(0.5)  # several polls: the claimed head is not announced again
+        # Three complete polls (counted, not timed): the claimed head is not announced again.
+        assert await asyncio.to_thread(three_polls.wait, TIMEOUT)
         assert not pending.done()
         second = _put(store, "words", "/b")
         event = (await asyncio.wait_for(pending, timeout=TIMEOUT)).payload
