@@ -41,9 +41,10 @@ class DatumView:
         r = self.result
         return None if r is None else r.download_time + r.process_time + r.upload_time
 
-    def _inputs(self) -> list[dict[str, str]]:
+    def _inputs(self) -> list[dict[str, Any]]:
         return [
             {"name": i.name, "repo": i.repo, "branch": i.branch, "commit": i.commit, "path": i.path}
+            | ({} if i.rows is None else {"rows": list(i.rows)})  # a row-range datum
             for i in self.datum.inputs
         ]
 
