@@ -9,7 +9,8 @@ datum still mounts the whole file; its range is in ``DATUM_ROW_START`` / ``DATUM
 What a row is (:func:`count_rows` and :func:`read_rows` agree on it):
 
 * ``.csv`` / ``.tsv``: a record after the header (the first non-blank record), read with the
-  ``csv`` module (quoted fields may hold newlines); blank lines are not rows.
+  ``csv`` module (quoted fields may hold newlines); blank lines are not rows. A file without a
+  ``"`` or a carriage return is counted by its newlines instead (the same count, much faster).
 * ``.ndjson`` / ``.jsonl``: a non-blank line.
 * ``.parquet`` / ``.pq``: a row of the file (its footer's count; ``pyarrow`` or ``polars``).
 
@@ -25,6 +26,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,16 +78,36 @@ def count_rows(path: str | os.PathLike[str], *, suffix: str | None = None) -> in
     with open(path, "rb") as fh:
         if kind in (".ndjson", ".jsonl"):
             return sum(1 for line in fh if line.strip())
-        lines = 0
-        for line in fh:  # the fast path: no quote, so one line is one record
-            if b'"' in line:
-                break
-            if line.strip(b"\r\n"):
-                lines += 1
-        else:
-            return max(lines - 1, 0)
-        fh.seek(0)
-        return max(sum(1 for _ in _csv_records(fh, kind)) - 1, 0)
+        lines = _plain_lines(fh)
+        if lines is None:  # a quote or a carriage return: the csv module decides
+            fh.seek(0)
+            lines = sum(1 for _ in _csv_records(fh, kind))
+        return max(lines - 1, 0)
+
+
+_BLOCK = 1 << 20
+_NEWLINE_NEWLINE = re.compile(b"\n(?=\n)")
+
+
+def _plain_lines(fh: Any) -> int | None:
+    """Non-blank lines of a file without a quote or a carriage return (a line is a record there).
+
+    None for any other file.
+
+    Counted in blocks in C: newlines, minus those that end a blank line (a newline right after
+    a newline, or at the start), plus a last line without a newline.
+    """
+    ends = blank = 0
+    previous = b"\n"  # the start of the file counts as just after a newline
+    while block := fh.read(_BLOCK):
+        if b'"' in block or b"\r" in block:
+            return None
+        ends += block.count(b"\n")
+        blank += len(_NEWLINE_NEWLINE.findall(block))
+        if previous == b"\n" and block[:1] == b"\n":
+            blank += 1
+        previous = block[-1:]
+    return ends - blank + (0 if previous == b"\n" else 1)
 
 
 _NO_PARQUET = (

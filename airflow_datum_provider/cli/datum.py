@@ -96,6 +96,7 @@ def datum_record(datum: Datum) -> dict[str, Any]:
         "hash": datum.hash,
         "inputs": [
             {"name": i.name, "repo": i.repo, "branch": i.branch, "commit": i.commit, "path": i.path}
+            | ({} if i.rows is None else {"rows": list(i.rows)})  # a row-range datum
             for i in datum.inputs
         ],
     }

@@ -496,8 +496,17 @@ def datum_records(store: Store, job: JobInfo) -> Iterator[tuple[dict[str, Any], 
 
 
 def _files(record: dict[str, Any]) -> str:
-    """A datum's inputs as ``repo:/path, ...`` (the pinned commits: JSON, inspect datum)."""
-    return ", ".join(f"{i['repo']}:{i['path']}" for i in record["inputs"])
+    """A datum's inputs as ``repo:/path, ...`` (the pinned commits: JSON, inspect datum).
+
+    A row-range datum's input ends with its rows: ``sales:/big.csv[1000:2000]``.
+    """
+    return ", ".join(f"{i['repo']}:{i['path']}{_rows(i)}" for i in record["inputs"])
+
+
+def _rows(record: dict[str, Any]) -> str:
+    """``[start:end]`` for an input record of a row-range datum, else ``""``."""
+    rows = record.get("rows")
+    return f"[{rows[0]}:{rows[1]}]" if rows else ""
 
 
 def short_files(datum: Datum) -> str:
@@ -582,7 +591,10 @@ def inspect_datum(store: Store, target: JobRef, datum_id: str, output: OutputFor
     click.echo("Inputs:")
     print_table(
         ("  NAME", "REPO", "COMMIT", "PATH"),
-        ((f"  {i['name']}", i["repo"], i["commit"], i["path"]) for i in record["inputs"]),
+        (
+            (f"  {i['name']}", i["repo"], i["commit"], i["path"] + _rows(i))
+            for i in record["inputs"]
+        ),
     )
     click.echo("Outputs:")
     if record["outputs"]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import random
 from pathlib import Path
 from typing import Any
 
@@ -175,6 +176,29 @@ def test_quoted_newlines_ndjson_and_parquet_count_rows(tmp_path: Path) -> None:
     pl.DataFrame({"v": list(range(12))}).write_parquet(pq)
     assert count_rows(pq) == 12
     assert [r["v"] for r in read_rows(pq, 10, 12)] == [10, 11]
+
+
+@pytest.mark.parametrize("block", [1, 2, 3, 7, 1 << 20])
+def test_the_newline_count_agrees_with_the_csv_module(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, block: int
+) -> None:
+    """Plain files are counted by newlines (in blocks); the count is the csv module's."""
+    from airflow_datum_provider.batch import rows
+
+    monkeypatch.setattr(rows, "_BLOCK", block)  # block boundaries inside and between lines
+    rng = random.Random(block)
+    texts = ["", "\n", "h\n", "h", "\n\nh\n\n", "h\n1\n\n\n2", " \n", "h\n,\n"]
+    texts += [
+        "".join(rng.choice(["a", ",", "\n", "\n", " ", "bc"]) for _ in range(rng.randint(0, 40)))
+        for _ in range(200)
+    ]
+    path = tmp_path / "t.csv"
+    for text in texts:
+        path.write_text(text)
+        with path.open(newline="") as fh:
+            expected = max(sum(1 for r in csv.reader(fh) if r) - 1, 0)
+        assert count_rows(path) == expected, repr(text)
+        assert len(list(read_rows(path, 0, 10**6))) == expected, repr(text)
 
 
 def test_a_file_that_is_not_a_table_fails_the_job_with_one_line(store: Store) -> None:
