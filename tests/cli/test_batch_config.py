@@ -98,6 +98,23 @@ def test_parallel_preset_gives_the_outputs_of_the_default_run(
     assert len(_started(tmp_path, "batched")) == 12
 
 
+def test_batch_config_reaches_spawned_set_workers(
+    run: Run, tmp_path: Path, store_dir: Path
+) -> None:
+    """--parallelism 2 runs sets in spawned processes; each enforces the config it was sent."""
+    _data(store_dir, {"/a": b"a", "/b": b"b", "/slow": b"s", "/z": b"z"})
+    run("create", "pipeline", "-f", str(_spec(tmp_path, "pooled")))
+    config = '{"max_workers": 2, "chunk_timeout_seconds": 5}'
+    failed = run(
+        "run", "pipeline", "pooled", "--parallelism", "2", "--batch-config", config, code=1
+    )
+    slow = _datum_of(store_dir, "pooled", "/slow")
+    err = failed.stderr.decode()
+    assert f"failure: datum {slow} failed" in err
+    assert "datum timed out after 5s (batch_config.chunk_timeout_seconds)" in err
+    assert sorted(_started(tmp_path, "pooled")) == ["a", "b", "slow", "z"]
+
+
 def test_fail_fast_stops_the_set_and_the_job_fails_with_that_datum(
     run: Run, tmp_path: Path, store_dir: Path
 ) -> None:
