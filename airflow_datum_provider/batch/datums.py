@@ -16,7 +16,7 @@ abandoning a thread whose datum would go on writing:
 * ``timeout_seconds`` bounds the set: datums running then fail with ``set timed out after <s>s
   (batch_config.timeout_seconds)``, datums not started stay not run, and the set raises
   :class:`~airflow_datum_provider.core.errors.JobKilled` with that reason (the job ends
-  ``killed``, as at its ``job_timeout``; ``--resume`` runs what is left).
+  ``killed``, as at its ``job_timeout``; the next job runs the set's datums again).
 """
 
 from __future__ import annotations

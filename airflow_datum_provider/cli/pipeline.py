@@ -403,7 +403,7 @@ def run_pipeline_cmd(
     With --batch-config, each set's datums run through the batch executor: `max_workers`
     datums at once (threads, each in its own scratch folder), `fail_fast` stops the set at the
     first failed datum, `chunk_timeout_seconds` fails a datum that runs longer, and
-    `timeout_seconds` ends the set (the job is killed; --resume runs the rest). See
+    `timeout_seconds` ends the set (the job is killed, as at job_timeout). See
     docs/batch.md.
     """
     from airflow_datum_provider.cli._run import run_and_report, runs_needed

@@ -65,6 +65,27 @@ def _started(tmp_path: Path, name: str) -> list[str]:
     return path.read_text().split() if path.exists() else []
 
 
+def _no_process_left(marker: str, within: float = 20.0) -> None:
+    """No process whose environment mentions ``marker`` (the test's folder) outlives the run."""
+    proc = Path("/proc")
+    if not proc.is_dir():
+        return
+    deadline = time.monotonic() + within
+    while True:
+        left = []
+        for entry in proc.iterdir():
+            if entry.name.isdigit():
+                try:
+                    if marker.encode() in (entry / "environ").read_bytes():
+                        left.append(entry.name)
+                except OSError:
+                    continue
+        if not left or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert not left, f"processes left running: {left}"
+
+
 def _datum_of(store_dir: Path, pipeline: str, path: str) -> str:
     """The id of the datum of the last job of ``pipeline`` whose input is ``path``."""
     records = JobRecords(Store.open(store_dir))
@@ -162,6 +183,7 @@ def test_chunk_timeout_fails_the_datum_with_its_reason(
     assert sorted(states.values()) == ["failed", "success", "success"]
     assert records.results(job, 0)[slow]["reason"] == reason
     assert sorted(_started(tmp_path, "to")) == ["a", "slow", "z"]
+    _no_process_left(str(tmp_path / "to.started"))  # the timed-out `sleep 60` was killed
 
 
 def test_set_timeout_kills_the_job_and_leaves_the_rest_not_run(
@@ -184,6 +206,7 @@ def test_set_timeout_kills_the_job_and_leaves_the_rest_not_run(
     results = records.results(job, 0)
     assert results[_datum_of(store_dir, "st", "/slow")]["reason"] == reason
     assert _datum_of(store_dir, "st", "/z") not in results
+    _no_process_left(str(tmp_path / "st.started"))
 
 
 @pytest.mark.parametrize(
