@@ -199,7 +199,10 @@ class FsspecBackend:
         return f"{self.root}/{key}" if self.root else key
 
     def read(self, key: str) -> bytes:
-        data: bytes = self.fs.cat_file(self._path(key))
+        # One GET on S3. s3fs (2025+) otherwise sends a HEAD first, to decide whether to split
+        # the download into concurrent ranges: two requests per record read.
+        extra = {"max_concurrency": 1} if self.protocol in ("s3", "s3a") else {}
+        data: bytes = self.fs.cat_file(self._path(key), **extra)
         return data
 
     def write(self, key: str, data: bytes) -> None:
