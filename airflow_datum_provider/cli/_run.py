@@ -252,7 +252,12 @@ def _note_dead_runner(store: Store, name: str, noted: set[str]) -> None:
 
 
 def watch_loop(
-    store: Store, *, only: tuple[str, ...], interval: float, parallelism: int | None
+    store: Store,
+    *,
+    only: tuple[str, ...],
+    interval: float,
+    parallelism: int | None,
+    batch_config: Any = None,
 ) -> None:
     """Run the pipelines whose inputs moved, upstream first, until SIGINT / SIGTERM."""
     from airflow_datum_provider.cli._dag import pipeline_graph
@@ -288,7 +293,13 @@ def watch_loop(
                 if stop.is_set():
                     break
                 if runs_needed(store, name):
-                    run_and_report(store, name, parallelism=parallelism, exit_on_failure=False)
+                    run_and_report(
+                        store,
+                        name,
+                        parallelism=parallelism,
+                        exit_on_failure=False,
+                        batch_config=batch_config,
+                    )
                 else:
                     _note_dead_runner(store, name, noted)
             stop.wait(interval)

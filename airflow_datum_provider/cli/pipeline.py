@@ -487,8 +487,21 @@ def run_cron_cmd(store: Store, name: str, verbose: bool, output: OutputFormat) -
     help="Seconds between looks at the branch heads.",
 )
 @click.option("--parallelism", type=click.IntRange(min=1), help="As for run pipeline.")
+@click.option(
+    "--batch-config",
+    "batch_config",
+    metavar="CONFIG",
+    callback=lambda ctx, param, value: _batch_config(value),
+    help="As for run pipeline: every job's sets run through the batch executor.",
+)
 @pass_store
-def watch(store: Store, only: tuple[str, ...], interval: float, parallelism: int | None) -> None:
+def watch(
+    store: Store,
+    only: tuple[str, ...],
+    interval: float,
+    parallelism: int | None,
+    batch_config: Any,
+) -> None:
     """Run every pipeline whose inputs moved, in provenance order, until stopped (Ctrl-C).
 
     What Pachyderm (or, in production, Airflow) does on every commit, for a laptop or a test:
@@ -499,7 +512,9 @@ def watch(store: Store, only: tuple[str, ...], interval: float, parallelism: int
     """
     from airflow_datum_provider.cli._run import watch_loop
 
-    watch_loop(store, only=only, interval=interval, parallelism=parallelism)
+    watch_loop(
+        store, only=only, interval=interval, parallelism=parallelism, batch_config=batch_config
+    )
 
 
 def _batch_config(value: str | None) -> Any:

@@ -267,6 +267,17 @@ class PFSInput:
                 f"must be a positive integer (rows per datum), got {show(rows)}",
                 field=_at("pfs", "rows_per_datum"),
             )
+        if rows and (self.empty_files or self.reference):
+            other = "empty_files" if self.empty_files else "reference"
+            why = (
+                "zero-byte placeholders have no rows to read"
+                if self.empty_files
+                else "a reference input's content does not count in the datum hash, but its row "
+                "ranges come from that content"
+            )
+            raise SpecError(
+                f"cannot be used with {other}: {why}", field=_at("pfs", "rows_per_datum")
+            )
         _check_name(self.repo, "repo name", _at("pfs", "repo"))
         _check_name(self.branch, "branch name", _at("pfs", "branch"))
         if not self.name:

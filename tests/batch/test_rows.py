@@ -96,6 +96,19 @@ def test_rows_per_datum_round_trips_and_camel_case_is_accepted() -> None:
     assert "rows_per_datum" not in plain.to_dict()["input"]["pfs"]  # Pachyderm specs unchanged
 
 
+@pytest.mark.parametrize("flag", ["empty_files", "reference"])
+def test_rows_per_datum_refuses_inputs_without_rows_to_hash(flag: str) -> None:
+    spec = {
+        "pipeline": {"name": "p"},
+        "input": {"pfs": {"repo": "sales", "glob": "/*", "rows_per_datum": 2, flag: True}},
+        "transform": {"cmd": ["true"]},
+    }
+    with pytest.raises(
+        SpecError, match=rf"^input\.pfs\.rows_per_datum: cannot be used with {flag}: "
+    ):
+        parse_spec(spec)
+
+
 def test_only_one_input_may_split_rows() -> None:
     with pytest.raises(SpecError, match=r"^input\.rows_per_datum: set on inputs a, b; at most"):
         parse_spec(

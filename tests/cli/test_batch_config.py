@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import json
 import re
+import signal
+import subprocess
 import time
 from pathlib import Path
 from typing import Any
@@ -17,10 +19,11 @@ import pytest
 from click.testing import CliRunner
 
 from airflow_datum_provider.batch.config import PRESETS, load_batch_config
+from airflow_datum_provider.batch.datums import chunk_timeout_reason
 from airflow_datum_provider.cli.main import cli
 from airflow_datum_provider.core.jobs import JobRecords
 from airflow_datum_provider.core.store import Store
-from tests.cli.conftest import Run
+from tests.cli.conftest import DATUMCTL, Run
 
 # One datum per file: record that it started, pause or fail by name, write a derived output.
 WORK = (
@@ -207,6 +210,38 @@ def test_set_timeout_kills_the_job_and_leaves_the_rest_not_run(
     assert results[_datum_of(store_dir, "st", "/slow")]["reason"] == reason
     assert _datum_of(store_dir, "st", "/z") not in results
     _no_process_left(str(tmp_path / "st.started"))
+
+
+def test_watch_runs_each_job_on_the_batch_config(
+    run: Run, tmp_path: Path, store_dir: Path, clean_env: dict[str, str]
+) -> None:
+    _data(store_dir, {"/a": b"a", "/slow": b"s"})
+    run("create", "pipeline", "-f", str(_spec(tmp_path, "watched", one_set=True)))
+    assert DATUMCTL is not None
+    config = '{"chunk_timeout_seconds": 5, "max_workers": 2}'
+    argv = [DATUMCTL, "--store", str(store_dir), "watch", "--interval", "0.1"]
+    watcher = subprocess.Popen(
+        [*argv, "--batch-config", config],
+        env=clean_env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    records = JobRecords(Store.open(store_dir))
+    try:
+        deadline = time.monotonic() + 60
+        while not (records.jobs("watched") and records.jobs("watched")[0].done):
+            assert time.monotonic() < deadline, "the watched job did not end"
+            time.sleep(0.05)
+    finally:
+        watcher.send_signal(signal.SIGTERM)
+        _, err = watcher.communicate(timeout=60)
+    assert watcher.returncode == 0, err
+    job = records.jobs("watched")[0]
+    slow = _datum_of(store_dir, "watched", "/slow")
+    assert (job.state, job.reason) == ("failure", f"datum {slow} failed")
+    assert records.results(job, 0)[slow]["reason"] == chunk_timeout_reason(5)
+    assert len(records.jobs("watched")) == 1  # inputs unchanged: watch did not run it again
+    _no_process_left(str(tmp_path / "watched.started"))
 
 
 @pytest.mark.parametrize(
