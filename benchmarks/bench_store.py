@@ -2,6 +2,9 @@
 
     .venv/bin/python benchmarks/bench_store.py            # full run (targets of issue 2)
     .venv/bin/python benchmarks/bench_store.py --quick    # 10x smaller, for a smoke run
+    .venv/bin/python benchmarks/bench_store.py --local-packs 2000 --runs 3
+                                   # one file per blob vs packs on a local folder (put -r, a
+                                   # job of one-file datums, get -r), interleaved, medians
 
 Every figure is printed with its target and PASS / MISS. Timed reads of the big commit run in a
 fresh subprocess, so peak RSS is that of a process that only opens and lists the commit.
@@ -178,14 +181,80 @@ def baseline_rss() -> float:
     return float(done.stdout)
 
 
+def bench_local_packs(root: Path, files: int, runs: int) -> None:
+    """Why a local folder keeps one file per blob: put -r, a job and get -r, with and without."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    import bench_s3
+
+    src = root / "files"
+    for i in range(files):
+        d = src / f"d{i // 1000:03d}"
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"f{i:07d}").write_bytes(i.to_bytes(8, "big") + b"x" * 1016)
+    settings = {
+        "one file per blob (default)": "0",
+        "packs (DATUM_STORE_PACK_BELOW=1 MiB)": "1048576",
+    }
+    times: dict[str, dict[str, list[float]]] = {k: {} for k in settings}
+    tree = Path(__file__).resolve().parent.parent
+    for run in range(runs):
+        for name, below in settings.items():
+            env = {**os.environ, "DATUM_STORE_PACK_BELOW": below}
+            env["PYTHONPATH"] = f"{tree}{os.pathsep}{Path(__file__).parent}"
+            url = str(root / f"store-{below}-{run}")
+            cli = [sys.executable, "-m", "airflow_datum_provider.cli", "--store", url]
+            subprocess.run([*cli, "create", "repo", "data"], env=env, check=True, cwd=tree)
+            case_times = times[name]
+            start = time.perf_counter()
+            subprocess.run(
+                [*cli, "put", "file", "data@master:/", "-r", "-f", str(src)],
+                env=env,
+                check=True,
+                cwd=tree,
+                capture_output=True,
+            )
+            case_times.setdefault("put -r", []).append(time.perf_counter() - start)
+            out = subprocess.run(
+                [sys.executable, "-c", bench_s3._CHILD, "job", url, "{}", str(files), ""],
+                env=env,
+                check=True,
+                cwd=tree,
+                capture_output=True,
+                text=True,
+            ).stdout
+            seconds = json.loads(out.strip().splitlines()[-1])["seconds"]
+            case_times.setdefault("job (one set)", []).append(seconds)
+            got = root / f"got-{below}-{run}"
+            start = time.perf_counter()
+            subprocess.run(
+                [*cli, "get", "file", "data@master:/", "-r", "-o", str(got)],
+                env=env,
+                check=True,
+                cwd=tree,
+                capture_output=True,
+            )
+            case_times.setdefault("get -r", []).append(time.perf_counter() - start)
+    print(f"local folder, {files:,} files of 1 KiB / one-file datums, medians of {runs}:")
+    for name, cases in times.items():
+        text = ", ".join(f"{case} {statistics.median(v):.2f} s" for case, v in cases.items())
+        print(f"  {name}: {text}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="10x smaller run")
     parser.add_argument("--runs", type=int, default=3, help="runs per timed figure (median)")
     parser.add_argument("--dir", type=Path, default=None, help="where to build the stores")
     parser.add_argument("--verify-only", action="store_true", help="only the verify-on-read case")
+    parser.add_argument(
+        "--local-packs", type=int, default=0, metavar="N", help="only packs vs none locally"
+    )
     args = parser.parse_args()
     scale = 10 if args.quick else 1
+    if args.local_packs:
+        with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-store-") as tmp:
+            bench_local_packs(Path(tmp), args.local_packs, args.runs)
+        return
     if args.verify_only:
         with tempfile.TemporaryDirectory(dir=args.dir, prefix="bench-store-") as tmp:
             bench_verify(Path(tmp), args.runs, scale)

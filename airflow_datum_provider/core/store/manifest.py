@@ -122,18 +122,22 @@ class Manifest:
         idx = bisect_left(lasts, path)
         if idx == len(self.chunks) or self.chunks[idx].first > path:
             return None
-        for entry in read_chunk(backend, self.chunks[idx].key, cache=True):
-            if entry.path == path:
-                return entry
-            if entry.path > path:
-                return None
-        return None
+        entries = list(read_chunk(backend, self.chunks[idx].key, cache=True))
+        paths = _CHUNK_PATHS.get(self.chunks[idx].key)
+        if paths is None or len(paths) != len(entries):
+            paths = [e.path for e in entries]
+            if len(_CHUNK_PATHS) > 256:
+                _CHUNK_PATHS.clear()
+            _CHUNK_PATHS[self.chunks[idx].key] = paths
+        at = bisect_left(paths, path)  # many lookups in one chunk (a set's inputs): no scan
+        return entries[at] if at < len(entries) and paths[at] == path else None
 
 
 _CHUNK_CACHES: weakref.WeakKeyDictionary[Backend, dict[str, list[Entry]]] = (
     weakref.WeakKeyDictionary()
 )
 _CHUNK_CACHE_ENTRIES = 50_000  # about 12 MB of parsed entries at most
+_CHUNK_PATHS: dict[str, list[str]] = {}  # chunk hash -> its sorted paths (for lookups)
 
 
 def read_chunk(backend: Backend, key: str, *, cache: bool = False) -> Iterator[Entry]:

@@ -1643,9 +1643,9 @@ class Store:
         if root is None or loc:
             return None
         path = root / _layout.blob(digest)
-        if self.pack_below and not path.exists():
-            return None
-        return path
+        # Not a file of its own (packed, e.g. by a writer with DATUM_STORE_PACK_BELOW set):
+        # the caller reads it with open_blob instead.
+        return path if path.exists() else None
 
     def entries(self, repo: str, ref: str, prefix: str = "/") -> Iterator[Entry]:
         """Every file of a commit whose path starts with the string ``prefix``, in path order.
