@@ -117,8 +117,8 @@ def datum_executor(config: BatchConfig) -> DatumExecutor:
                     datum,
                     *run_one(datum, scratch(), deadline=deadline, deadline_reason=reason),
                 )
-                if total_reason and ran.result.reason == total_reason:
-                    cut.set()
+                if total_reason and not ran.resumed and ran.result.reason == total_reason:
+                    cut.set()  # (a result an earlier try of the set wrote is only a failure)
                 return ran
 
             profile = learn = check
