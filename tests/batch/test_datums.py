@@ -129,3 +129,30 @@ def test_set_timeout_kills_the_set_with_the_reason(store: Store) -> None:
         run_set(store, ref, python=first_blocks, datum_executor=datum_executor(config))
     results = JobRecords(store).results(plan.job, ref.set)
     assert [r["reason"] for r in results.values()] == [set_timeout_reason(1)]  # f0; none after
+
+
+def test_a_retried_set_keeps_the_set_timeout_failure_and_runs_the_rest(store: Store) -> None:
+    def first_blocks(ctx: object) -> None:
+        if _name(ctx).name == "f0":
+            threading.Event().wait(3)  # the first try's 1 s runs out meanwhile
+        (ctx.out / _name(ctx).name).write_bytes(b"ok")  # type: ignore[attr-defined]
+
+    plan = plan_job(store, start_job(store, "up"))
+    (ref,) = plan.sets
+    with pytest.raises(JobKilled):
+        run_set(
+            store,
+            ref,
+            python=first_blocks,
+            datum_executor=datum_executor(BatchConfig(max_workers=1, timeout_seconds=1)),
+        )
+    # A second try of the set (an Airflow retry): the checkpointed failure is resumed as a
+    # failure, not as a new kill, and the datums that never started run now.
+    again = run_set(
+        store,
+        ref,
+        python=first_blocks,
+        datum_executor=datum_executor(BatchConfig(max_workers=1, timeout_seconds=60)),
+    )
+    assert (again.success, again.failed) == (5, 1)
+    assert finish_job(store, plan.job).reason == f"datum {again.failed_datums[0]} failed"
