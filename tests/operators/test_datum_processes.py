@@ -32,6 +32,7 @@ from tests.triggers.test_processes import (
     _postgres_or_skip,
     _wait,
     airflow_env,
+    processes_of,
 )
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
@@ -157,6 +158,8 @@ def test_a_sigkilled_process_task_retried_runs_each_datum_once(tmp_path: Path) -
     finally:
         for proc in procs:
             _kill(proc)
+    # Nothing either attempt started outlives it (the killed one's user code included).
+    _wait("the attempts' processes to exit", lambda: not processes_of(home), timeout=KILL_WAIT)
 
     counts = {p.name: len(p.read_text().splitlines()) for p in runs.iterdir()}
     # Datums finished before the kill did not run again; the killed one ran again; all once more.
@@ -253,10 +256,11 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         _wait("the api-server", healthy)
         yield c
     finally:
-        for name in list(c.procs):
-            c.stop(name)
-        with contextlib.suppress(Exception), psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{db}" with (force)')
+        try:
+            c.stop_all()
+        finally:
+            with contextlib.suppress(Exception), psycopg.connect(PG, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{db}" with (force)')
 
 
 def test_a_datum_pipeline_dag_triggered_on_a_real_scheduler(scheduler: Cluster) -> None:

@@ -108,6 +108,7 @@ def test_the_documented_conf_examples_do_what_the_table_says(
     run = _load_dag(tmp_path, "shout_doc_dag").test(run_conf=dry)
     assert run.state == "success"
     states = _states("shout", run.run_id)
+    assert states["shout.process_datums"] == "skipped"
     assert states["shout.merge_outputs"] == "skipped"
     values = _xcoms("shout", run.run_id)
     assert values[("shout.create_datums", -1)] == []

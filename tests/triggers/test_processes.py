@@ -167,6 +167,19 @@ class Cluster:
                 os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(timeout=60)
 
+    def stop_all(self) -> None:
+        """Stop every process by PID, then check nothing with this Airflow home is left.
+
+        That covers what the three started themselves: LocalExecutor workers, task
+        supervisors and task processes, api-server workers, the DAG processor's parsers.
+        """
+        for name in list(self.procs):
+            self.stop(name)
+        try:
+            _wait("every process of the stack to exit", lambda: not processes_of(self.home), 120)
+        except AssertionError:
+            raise AssertionError(f"still running: {processes_of(self.home)}") from None
+
     def put(self, repo: str, path: str, text: str) -> str:
         source = self.home / "upload.txt"
         source.write_text(text)
@@ -224,6 +237,24 @@ class Cluster:
             raise AssertionError(f"{dag_id}: failed runs {failed}; logs in {self.home}")
         ok = [r for r in runs if r[1] == "success"]
         return ok if len(ok) >= count else None
+
+
+def processes_of(home: Path) -> list[str]:
+    """Live processes (not zombies) whose environment has ``AIRFLOW_HOME=<home>``."""
+    needle = f"AIRFLOW_HOME={home}".encode()
+    found = []
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        try:
+            environ = (proc / "environ").read_bytes()
+            status = (proc / "status").read_text()
+            cmdline = (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+        if needle in environ.split(b"\0") and "State:\tZ" not in status:
+            found.append(f"{proc.name} {cmdline[:120]}")
+    return found
 
 
 def airflow_env(home: Path, db: str, port: int, store: str) -> dict[str, str]:
@@ -329,10 +360,11 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         _wait("both asset watchers to run in the triggerer", watchers_running)
         yield c
     finally:
-        for name in list(c.procs):
-            c.stop(name)
-        with contextlib.suppress(Exception), psycopg.connect(PG, autocommit=True) as conn:
-            conn.execute(f'drop database if exists "{db}" with (force)')
+        try:
+            c.stop_all()
+        finally:
+            with contextlib.suppress(Exception), psycopg.connect(PG, autocommit=True) as conn:
+                conn.execute(f'drop database if exists "{db}" with (force)')
 
 
 def test_a_commit_from_datumctl_starts_exactly_one_run_also_across_a_triggerer_kill(
