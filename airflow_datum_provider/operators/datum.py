@@ -376,6 +376,16 @@ class MergeOutputsOperator(BaseOperator):
 
         pointer = context["ti"].xcom_pull(task_ids=self.create_task_id, key=JOB_XCOM_KEY)
         if not pointer:
+            dag = getattr(self, "dag", None)
+            if self.create_task_id in (getattr(dag, "task_dict", None) or {}):
+                from airflow.sdk.exceptions import AirflowSkipException
+
+                # The trigger rule (none_failed) lets this task run when the create task was
+                # skipped (by a branch or short circuit upstream, or an upstream pipeline's
+                # dry run): there is no job, so nothing to merge, and no Asset event.
+                raise AirflowSkipException(
+                    f"{self.create_task_id} created no job (skipped): nothing to merge"
+                )
             raise AirflowFailException(f"{self.create_task_id}: no job was created")
         summaries = list(self.summaries[:]) if self.summaries else []
         failed = sum(int(s.get("failed", 0)) for s in summaries if isinstance(s, Mapping))

@@ -267,3 +267,42 @@ def test_a_bad_spec_is_a_parse_time_error_naming_the_field(airflow_home: Path) -
     ):
         DatumPipeline(bad, store="/nonexistent/never/touched")
     assert not Path("/nonexistent/never/touched").exists()
+
+
+def test_a_pipeline_behind_a_branch_not_taken_is_skipped_not_failed(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    import pendulum
+    from airflow.providers.standard.operators.python import ShortCircuitOperator
+    from airflow.sdk import DAG
+
+    from airflow_datum_provider import DatumPipeline
+    from airflow_datum_provider.core.store import Store
+    from tests.operators.test_run_options import _states
+
+    url = str(tmp_path / "store")
+    _seed(url, {"a.txt": "a"})
+    with DAG(
+        "behind_a_branch", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False
+    ) as dag:
+        # Only the create task is skipped directly; the merge's trigger rule (none_failed)
+        # lets it run, and it must see that there is no job rather than fail.
+        gate = ShortCircuitOperator(
+            task_id="gate", python_callable=lambda: False, ignore_downstream_trigger_rules=False
+        )
+        group = DatumPipeline(
+            {
+                "pipeline": {"name": "shout"},
+                "input": {"pfs": {"repo": "words", "glob": "/*"}},
+                "transform": {"cmd": ["bash"], "stdin": ["true"]},
+            },
+            store=url,
+            python_callable=upper,
+        )
+        gate >> group
+    serialize_dag(dag)
+    run = dag.test()
+    assert run.state == "success"
+    states = _states("behind_a_branch", run.run_id)
+    assert {states[f"shout.{t}"] for t in ("create_datums", "merge_outputs")} == {"skipped"}
+    assert not Store.open(url).repo_exists("shout")  # nothing was created

@@ -107,3 +107,67 @@ def test_start_job_pins_validate_with_one_line(tmp_path: Path) -> None:
     ):
         start_job(store, "p", pins={"words": "deadbeef"})
     assert store.list_open_commits("p") == []  # nothing was started
+
+
+def test_a_dry_run_of_chained_pipelines_changes_nothing_and_starts_nothing(
+    airflow_db: Path, tmp_path: Path
+) -> None:
+    import pendulum
+    from airflow.models.asset import AssetEvent
+    from airflow.sdk import DAG
+    from airflow.utils.session import create_session
+
+    from airflow_datum_provider import DatumPipeline
+    from airflow_datum_provider.core.store import Store
+    from tests.conftest import serialize_dag
+
+    url = str(tmp_path / "store")
+    _seed(url, {"a.txt": "a", "b.txt": "b"})
+
+    def build() -> Any:
+        with DAG(
+            "opts_chain", schedule=None, start_date=pendulum.datetime(2026, 1, 1), catchup=False
+        ) as dag:
+            first = DatumPipeline(
+                {
+                    "pipeline": {"name": "shout"},
+                    "input": {"pfs": {"repo": "words", "glob": "/*"}},
+                    "transform": {"cmd": ["bash"], "stdin": ["true"]},
+                },
+                store=url,
+                python_callable=upper,
+            )
+            second = DatumPipeline(
+                {
+                    "pipeline": {"name": "again"},
+                    "input": {"pfs": {"repo": "shout", "glob": "/*"}},
+                    "transform": {"cmd": ["bash"], "stdin": ["true"]},
+                },
+                store=url,
+                python_callable=_copy,
+            )
+            first.merge >> second.create
+        serialize_dag(dag)
+        return dag
+
+    assert build().test().state == "success"
+    store = Store.open(url)
+    heads = {repo: store.branch_head(repo, "master") for repo in ("shout", "again")}
+    with create_session() as session:
+        events = session.query(AssetEvent).count()
+    _seed(url, {"a.txt": "changed"})
+
+    run = build().test(run_conf={"dry_run": True})
+    assert run.state == "success"
+    states = _states("opts_chain", run.run_id)
+    assert states["shout.merge_outputs"] == "skipped"
+    # The downstream pipeline's input does not change in a dry run: its tasks are skipped.
+    assert {states[f"again.{t}"] for t in ("create_datums", "merge_outputs")} == {"skipped"}
+    assert {repo: store.branch_head(repo, "master") for repo in heads} == heads
+    with create_session() as session:
+        assert session.query(AssetEvent).count() == events  # no event starts another DAG
+
+
+def _copy(datum: Any) -> None:
+    path = Path(datum.inputs["shout"])
+    (Path(datum.out) / path.name).write_bytes(path.read_bytes())
