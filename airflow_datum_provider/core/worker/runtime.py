@@ -32,10 +32,12 @@ order the process consumes them.
 from __future__ import annotations
 
 import importlib
+import os
 import signal
 import threading
 import time
 import traceback
+from collections import ChainMap
 from collections.abc import Callable, Generator, Iterator
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 from dataclasses import dataclass
@@ -146,7 +148,7 @@ class CommandRuntime:
         self.options = options
         self.root = root
         self.variables = variables
-        self.env = datum_env(variables)
+        self._env: dict[str, str] | None = None
         self.use_ns = use_ns
         self.sink = sink
         self.job_id = job_id
@@ -154,6 +156,13 @@ class CommandRuntime:
         if wd and not use_ns and (wd == PFS or wd.startswith(PFS + "/")):
             wd = str(root) + wd[len(PFS) :]
         self.working_dir = wd
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The full environment of a command (built on first use: a copy of ``os.environ``)."""
+        if self._env is None:
+            self._env = datum_env(self.variables)
+        return self._env
 
     def run(self, run: Run) -> str | None:
         if run.kind == "err_cmd":
@@ -295,7 +304,8 @@ class PythonRuntime(CommandRuntime):
             root=run.scratch.root,
             out=run.scratch.out,
             inputs=run.scratch.inputs,
-            env=MappingProxyType(self.env),
+            # A read-only view, not a copy of os.environ per datum (what a command needs).
+            env=MappingProxyType(ChainMap(self.variables, os.environ)),
             rows=next((i.rows for i in run.datum.inputs if i.rows is not None), None),
         )
         return call_python(self.target, ctx, run.timeout, self.sink)
