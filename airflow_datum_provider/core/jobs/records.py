@@ -214,7 +214,6 @@ _KNOWN_STATES: dict[str, DatumState] = {state: state for state in DATUM_STATES}
 
 
 _SPILL = 8 << 20
-_PART_CACHE = 64 << 20  # characters of parsed checkpoint parts a JobRecords keeps
 
 
 class LinesWriter:
@@ -506,22 +505,24 @@ class SetRecords:
     """Checkpoint parts read (record 2)."""
 
 
-def _parse_part(data: bytes, key: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+def _parse_part(
+    data: bytes, key: str, *, logs: bool = True
+) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
     results: list[dict[str, Any]] = []
-    logs: list[tuple[str, str]] = []
+    pieces: list[tuple[str, str]] = []
     try:
         text = gzip.decompress(data).decode()
         for line in text.split("\n"):
-            if not line:
+            if not line or (not logs and line.startswith('{"l":')):
                 continue
             item = json.loads(line)
             if "r" in item:
                 results.append(item["r"])
             elif "l" in item:
-                logs.append((str(item["l"]), str(item.get("t", ""))))
+                pieces.append((str(item["l"]), str(item.get("t", ""))))
     except (OSError, EOFError, ValueError, UnicodeDecodeError) as exc:
         raise PipelineError(f"checkpoint part {key} is corrupt ({exc})") from None
-    return results, logs
+    return results, pieces
 
 
 class JobRecords:
@@ -530,8 +531,6 @@ class JobRecords:
     def __init__(self, store: Store) -> None:
         self.store = store
         self.backend = store.backend
-        self._parts: dict[str, tuple[list[dict[str, Any]], list[tuple[str, str]]]] = {}
-        self._parts_size = 0
 
     # -- pipelines ----------------------------------------------------------------------
 
@@ -706,24 +705,23 @@ class JobRecords:
         except FileNotFoundError:
             return []
 
-    def _part(self, key: str) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
-        cached = self._parts.get(key)
-        if cached is None:
-            cached = _parse_part(self.backend.read(key), key)
-            size = sum(len(t) for _, t in cached[1]) + 512 * len(cached[0])
-            if self._parts_size + size > _PART_CACHE:
-                self._parts.clear()
-                self._parts_size = 0
-            self._parts[key] = cached
-            self._parts_size += size
-        return cached
+    def _part(
+        self, key: str, *, logs: bool = True
+    ) -> tuple[list[dict[str, Any]], list[tuple[str, str]]]:
+        """One checkpoint part, read and parsed; ``logs=False`` skips its log pieces.
 
-    def set_records(self, job: JobInfo, number: int) -> SetRecords:
-        """One set's results and logs: one read per checkpoint part (parts are cached).
+        Not cached: a merge of a million datums reads each part once, and holding them all
+        would cost their size in memory.
+        """
+        return _parse_part(self.backend.read(key), key, logs=logs)
+
+    def set_records(self, job: JobInfo, number: int, *, logs: bool = True) -> SetRecords:
+        """One set's results and logs: one read per checkpoint part.
 
         Each datum's result is the one of the latest try (then the latest part) that has one;
         its log is the pieces of the latest try that logged it. Per-datum objects of record 1
-        (``<datum>.json``; their logs under ``logs/``) are read too.
+        (``<datum>.json``; their logs under ``logs/``) are read too. ``logs=False``: results
+        only (what the merge and the views need; a set's logs may be large).
         """
         base = self._result_dir(job, number)
         found = SetRecords()
@@ -743,14 +741,14 @@ class JobRecords:
                     order[ident] = rank
                     found.results[ident] = raw
         for rank, name in sorted(parts):
-            results, logs = self._part(f"{base}/{name}")
+            results, pieces_of_part = self._part(f"{base}/{name}", logs=logs)
             found.parts += 1
             for raw in results:
                 ident = str(raw["datum_id"])
                 if ident not in order or rank >= order[ident]:
                     order[ident] = rank
                     found.results[ident] = raw
-            for ident, text in logs:
+            for ident, text in pieces_of_part:
                 if log_try.get(ident, -1) < rank[0]:
                     log_try[ident] = rank[0]
                     pieces[ident] = []
@@ -760,7 +758,7 @@ class JobRecords:
 
     def results(self, job: JobInfo, number: int) -> dict[str, dict[str, Any]]:
         """Checkpointed results of one set, by datum id, as raw dicts (:meth:`datum_results`)."""
-        return self.set_records(job, number).results
+        return self.set_records(job, number, logs=False).results
 
     def datum_results(self, job: JobInfo, number: int) -> dict[str, DatumResult]:
         """Checkpointed results of one set, by datum id, read through :class:`DatumResult`."""
