@@ -18,6 +18,12 @@ from typing import Any
 import pytest
 from hypothesis import settings
 
+from tests import _leaks
+
+_WATCHING = pytest.StashKey[bool]()
+_BASELINE = pytest.StashKey[set[int]]()
+_LEFT: list[str] = []
+
 # No per-example deadline (a loaded 2-core machine is slow, not wrong); CI replays the same
 # examples every run so a red build is reproducible.
 settings.register_profile("default", deadline=None)
@@ -49,6 +55,54 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     if "PYTEST_DEBUG_TEMPROOT" not in os.environ and os.access("/var/tmp", os.W_OK):
         os.environ["PYTEST_DEBUG_TEMPROOT"] = "/var/tmp"
+    # Processes left behind by tests (tests/_leaks.py): this process adopts orphans, and what
+    # a dead earlier session over this checkout left running is killed first.
+    if _leaks.become_subreaper():
+        config.stash[_WATCHING] = True
+        rootdir = str(config.rootpath)
+        _LEFT.extend(
+            f"(a dead earlier session) {line}" for line in _leaks.reap_dead_sessions(rootdir)
+        )
+        os.environ[_leaks.SESSION_ENV] = _leaks.session_marker(rootdir)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item: pytest.Item) -> Iterator[None]:
+    try:
+        return (yield)
+    finally:
+        if item.config.stash.get(_WATCHING, False):
+            item.stash[_BASELINE] = _leaks.children()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
+    """Fail a test that leaves a datum's user code running (and kill it)."""
+    result = yield
+    baseline = item.stash.get(_BASELINE, None)
+    if baseline is None:
+        return result
+    user_code = _leaks.settle(baseline)
+    _LEFT.extend(f"{item.nodeid}: {line}" for line in user_code)
+    if user_code:
+        pytest.fail(
+            "the test left user code running (killed now): " + "; ".join(user_code),
+            pytrace=False,
+        )
+    return result
+
+
+def pytest_sessionfinish(session: pytest.Session) -> None:
+    """Every fixture is torn down: kill and list whatever the session left running."""
+    if session.config.stash.get(_WATCHING, False):
+        _LEFT.extend(f"(at the session's end) {line}" for line in _leaks.sweep())
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    if _LEFT:
+        terminalreporter.section("processes left behind by tests (killed)")
+        for line in _LEFT:
+            terminalreporter.write_line(line)
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
