@@ -11,7 +11,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import IO, NamedTuple
 
 __all__ = [
@@ -207,6 +207,7 @@ def run_command(
     token = secrets.token_hex(16)
     child_env = dict(env)
     child_env[RUN_MARKER_ENV] = token
+    since = _since()
     try:
         proc = subprocess.Popen(
             list(argv),
@@ -246,7 +247,7 @@ def run_command(
             timer.cancel()
         _kill_group(proc.pid)
         proc.wait()
-        kill_marked(RUN_MARKER_ENV, token)
+        kill_marked(RUN_MARKER_ENV, token, since=since and since._replace(pid=proc.pid))
         # An escapee that rewrote its environment could still hold the pipe: do not wait.
         pump.join(timeout=2)
         if feeder is not None:
@@ -266,15 +267,86 @@ def kill_job_processes(job_id: str) -> int:
 
 
 _ROUNDS = 50
+_RESERVED_PIDS = 300  # Linux hands these out at boot only; after a wrap it starts above them
 
 
-def kill_marked(key: str, value: str) -> int:
+class _Since(NamedTuple):
+    """A command's start: its leader's pid, and this machine's fork count and task count."""
+
+    pid: int
+    forks: int
+    tasks: int
+
+
+def _read_proc(path: str) -> bytes | None:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except OSError:
+        return None
+
+
+def _forks() -> int | None:
+    """Processes (and threads) created on this machine since boot (``/proc/stat``)."""
+    data = _read_proc("/proc/stat")
+    start = -1 if data is None else data.find(b"\nprocesses ")
+    if data is None or start < 0:
+        return None
+    return int(data[start + 11 : data.index(b"\n", start + 1)])
+
+
+def _loadavg() -> tuple[int, int] | None:
+    """(tasks that exist, the last pid handed out) from ``/proc/loadavg``."""
+    data = _read_proc("/proc/loadavg")
+    if data is None:
+        return None
+    fields = data.split()
+    return int(fields[3].split(b"/")[1]), int(fields[4])
+
+
+def _since() -> _Since | None:
+    """What :func:`_pid_window` needs to know, read just before a command starts."""
+    forks, load = _forks(), _loadavg()
+    if forks is None or load is None:
+        return None
+    return _Since(0, forks, load[0])
+
+
+def _pid_window(since: _Since) -> Callable[[int], bool] | None:
+    """A test for "created after ``since``" by pid; ``None`` when it cannot be bounded.
+
+    Linux hands out pids in increasing order, skipping pids in use, and wraps at
+    ``pid_max``: every descendant of a command was created after its leader, so its pid lies
+    (cyclically) between the leader's and the last one handed out (``/proc/loadavg``) --
+    unless the counter came all the way round meanwhile. A lap takes as many creations as
+    there are free pids; a pid is in use by a task or as the group or session id of a live
+    one, so at most ``3 * tasks + created`` were at any moment, and while
+    ``2 * created + 3 * tasks < pid_max - 300`` (creations counted by ``/proc/stat``) no lap
+    was possible. Otherwise, or when a figure is unreadable, nothing is bounded. (User code
+    that moves the counter itself, as root through ``ns_last_pid``, is not contained; nor is
+    code that rewrites its environment.)
+    """
+    forks, load = _forks(), _loadavg()
+    limit = _read_proc("/proc/sys/kernel/pid_max")
+    if forks is None or load is None or limit is None:
+        return None
+    created = forks - since.forks
+    if created < 0 or 2 * created + 3 * since.tasks >= int(limit) - _RESERVED_PIDS:
+        return None
+    first, last = since.pid, load[1]
+    if last >= first:
+        return lambda pid: first <= pid <= last
+    return lambda pid: pid >= first or pid <= last
+
+
+def kill_marked(key: str, value: str, *, since: _Since | None = None) -> int:
     """SIGKILL this machine's processes whose environment has ``<key>=<value>``; the count.
 
     Scans ``/proc`` again after each round that killed something, so a process that forked
     while the scan ran is found too (at most 50 rounds: a fork bomb outruns any scan). Reads
     ``/proc`` (Linux; elsewhere nothing is done) and skips processes it cannot read; user code
-    that rewrote its environment is missed.
+    that rewrote its environment is missed. With ``since`` (a command's leader), only the
+    processes created after the leader are read (:func:`_pid_window`): a few instead of all.
     """
     proc = "/proc"
     if not os.path.isdir(proc):  # pragma: no cover - not Linux
@@ -284,8 +356,11 @@ def kill_marked(key: str, value: str) -> int:
     killed: set[int] = set()
     for _ in range(_ROUNDS):
         found = 0
+        window = None if since is None else _pid_window(since)
         for name in os.listdir(proc):
             if not name.isdigit() or int(name) == own:
+                continue
+            if window is not None and not window(int(name)):
                 continue
             try:
                 with open(f"{proc}/{name}/environ", "rb") as fh:

@@ -95,6 +95,42 @@ def test_kill_marked_finds_double_forked_children(tmp_path: Path) -> None:
     assert kill_marked("TEST_MARK", env["TEST_MARK"]) == 0
 
 
+def test_a_scan_since_a_command_reads_only_processes_created_after_it(tmp_path: Path) -> None:
+    """The per-datum scan skips older processes (what makes it cheap), and finds newer ones."""
+    import os
+    import signal
+    import subprocess
+
+    from airflow_datum_provider.core.worker import _process
+
+    mark = "m-" + os.urandom(4).hex()
+    env = {**os.environ, "TEST_MARK": mark}
+    older = subprocess.Popen(["sleep", "60"], env=env)
+    since = _process._since()
+    assert since is not None
+    leader = subprocess.Popen(["sh", "-c", "exit 0"])
+    leader.wait()
+    newer = subprocess.Popen(["sleep", "60"], env=env, start_new_session=True)
+    try:
+        window = _process._pid_window(since._replace(pid=leader.pid))
+        assert window is not None
+        assert window(leader.pid)
+        assert window(newer.pid)
+        assert not window(older.pid)
+        assert _process.kill_marked("TEST_MARK", mark, since=since._replace(pid=leader.pid)) == 1
+        newer.wait(timeout=30)
+        assert older.poll() is None  # older than the command: not even read
+        # A machine that created about pid_max processes since: the scan is not bounded.
+        assert _process._pid_window(since._replace(forks=since.forks - 10**9)) is None
+        assert _process.kill_marked("TEST_MARK", mark) == 1
+        older.wait(timeout=30)
+    finally:
+        for proc in (older, newer):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+
+
 # -- very deep trees ---------------------------------------------------------------------
 
 DEPTH = 3000
