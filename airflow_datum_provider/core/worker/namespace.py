@@ -26,6 +26,7 @@ callables run in-process and never see the namespace.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import shutil
@@ -39,6 +40,7 @@ __all__ = [
     "PFS",
     "PFS_MOUNT_ENV",
     "PRIVATE_TMP_ENV",
+    "mount_table",
     "pfs_mount_setting",
     "pfs_namespace_available",
     "private_tmp",
@@ -49,22 +51,33 @@ __all__ = [
 
 PFS = "/pfs"
 
-# Exit status 125 for a failed mount, like `env` / `chroot` use for their own failures.
+# Exit status 125 for a failed mount, like `env` / `chroot` use for their own failures. All the
+# binds are one `mount -a` over a mount table written for the command (one process, not one per
+# mount: a `mount` costs about a millisecond of CPU, most of a short datum's overhead).
 _SCRIPT = """\
-root=$1; wd=$2; tmp=$3; shift 3
-mount --bind "$root" /pfs || { echo "datum worker: cannot bind $root on /pfs" >&2; exit 125; }
-if [ -n "$tmp" ]; then
-  mount --bind "$tmp" /tmp || { echo "datum worker: cannot bind $tmp on /tmp" >&2; exit 125; }
-fi
-while [ "$1" != "--" ]; do
-  mount -o bind,ro "/pfs/$1" "/pfs/$1" || {
-    echo "datum worker: cannot mount /pfs/$1 read-only" >&2; exit 125; }
-  shift
-done
-shift
+table=$1; wd=$2; shift 2
+mount -a -T "$table" || {
+  echo "datum worker: cannot bind the scratch root on /pfs, its /tmp or its inputs read-only" \
+    "(mount table $table)" >&2; exit 125; }
 if [ -n "$wd" ]; then cd "$wd" || exit 125; fi
 exec "$@"
 """
+
+
+def _fstab_field(path: str) -> str:
+    """A path as an fstab field (octal escapes for white space and backslashes)."""
+    for char, code in (("\\", "\\134"), (" ", "\\040"), ("\t", "\\011"), ("\n", "\\012")):
+        path = path.replace(char, code)
+    return path
+
+
+def mount_table(scratch_root: Path) -> Path:
+    """Where :func:`wrap_command` writes the mounts of commands run in ``scratch_root``.
+
+    A sibling of the scratch root (never inside it: that is what user code sees at ``/pfs``),
+    removed with the set's ``/tmp`` by :func:`remove_private_tmp`.
+    """
+    return scratch_root.with_name(scratch_root.name + ".fstab")
 
 
 def wrap_command(
@@ -79,11 +92,24 @@ def wrap_command(
 
     ``read_only`` names the top-level folders (the inputs) to mount read-only; ``tmp_dir``, if
     given, is bound on ``/tmp`` (a container's private ``/tmp``, see :func:`private_tmp`).
+    Writes the mounts to :func:`mount_table` (a few lines, unless they are there already).
     """
     unshare = ["unshare", "--mount", "--propagation", "private"]
     if os.geteuid() != 0:
         unshare += ["--user", "--map-root-user"]
-    names = list(dict.fromkeys(read_only))
+    lines = [f"{_fstab_field(str(scratch_root))} {PFS} none bind 0 0"]
+    if tmp_dir is not None:
+        lines.append(f"{_fstab_field(str(tmp_dir))} /tmp none bind 0 0")
+    for name in dict.fromkeys(read_only):
+        target = _fstab_field(f"{PFS}/{name}")
+        lines.append(f"{target} {target} none bind,ro 0 0")
+    table, text = mount_table(scratch_root), "\n".join(lines) + "\n"
+    try:
+        written = table.read_text() == text
+    except (OSError, UnicodeDecodeError):
+        written = False
+    if not written:  # once per set: rewriting (truncating) a file can wait for the disk
+        table.write_text(text)
     return [
         *unshare,
         "--",
@@ -91,11 +117,8 @@ def wrap_command(
         "-c",
         _SCRIPT,
         "datum-worker",
-        str(scratch_root),
+        str(table),
         working_dir,
-        "" if tmp_dir is None else str(tmp_dir),
-        *names,
-        "--",
         *argv,
     ]
 
@@ -147,10 +170,12 @@ def private_tmp(scratch_root: Path) -> Path:
 
 
 def remove_private_tmp(scratch_root: Path) -> None:
-    """Delete :func:`private_tmp` of ``scratch_root`` (any depth; never raises)."""
+    """Delete :func:`private_tmp` and :func:`mount_table` of ``scratch_root`` (never raises)."""
     from airflow_datum_provider.core.worker.scratch import remove_tree
 
     remove_tree(private_tmp(scratch_root), ignore_errors=True)
+    with contextlib.suppress(OSError):
+        mount_table(scratch_root).unlink()
 
 
 PFS_MOUNT_ENV = "DATUM_PFS_MOUNT"
@@ -202,4 +227,7 @@ def pfs_namespace_available() -> bool:
             )
         except (OSError, subprocess.SubprocessError):
             return False
+        finally:
+            with contextlib.suppress(OSError):
+                mount_table(root).unlink()
         return done.returncode == 0
