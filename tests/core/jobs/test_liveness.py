@@ -5,6 +5,7 @@ Every child is a real process; every wait polls a file or a process with a gener
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -101,8 +102,9 @@ def store(tmp_path: Path, marks: Path) -> Iterator[Store]:
     for name in ("a", "b"):
         (marks / f"{name}.go").touch()
     for pid in pids(marks / "a.pids") + pids(marks / "b.pids"):
-        if alive(pid):
-            os.kill(pid, signal.SIGKILL)
+        if alive(pid):  # a datum's command leads its own group: its `sleep` goes with it
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)
 
 
 def spawn(store: Store, argv: list[str]) -> subprocess.Popen[str]:
