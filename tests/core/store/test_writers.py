@@ -182,6 +182,7 @@ def test_concurrent_finishes_land_once(disk_site: StoreSite, tmp_path: Path, att
     fresh = disk_site.open()
     assert _linear(fresh, "r", "master") == [commit.id, c.id]
     assert fresh.inspect_commit("r", commit.id).parent == c.id
+    assert fresh.backend.list("repos/r/open") == []  # no loser re-created the open folder
     listed = _run(disk_site, tmp_path, "list", "commit", "r@master")
     assert listed.count(commit.id) == 1
 
