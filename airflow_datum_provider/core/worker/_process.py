@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import collections
+import functools
 import io
 import os
 import secrets
@@ -312,6 +313,18 @@ def _since() -> _Since | None:
     return _Since(0, forks, load[0])
 
 
+@functools.cache
+def _proc_is_ours() -> bool:
+    """Whether ``/proc`` lists the pid namespace this process allocates pids in.
+
+    The window compares pids of both; a container given the host's ``/proc`` gets none.
+    """
+    try:
+        return os.readlink("/proc/self") == str(os.getpid())
+    except OSError:
+        return False
+
+
 def _pid_window(since: _Since) -> Callable[[int], bool] | None:
     """A test for "created after ``since``" by pid; ``None`` when it cannot be bounded.
 
@@ -328,7 +341,7 @@ def _pid_window(since: _Since) -> Callable[[int], bool] | None:
     """
     forks, load = _forks(), _loadavg()
     limit = _read_proc("/proc/sys/kernel/pid_max")
-    if forks is None or load is None or limit is None:
+    if forks is None or load is None or limit is None or not _proc_is_ours():
         return None
     created = forks - since.forks
     if created < 0 or 2 * created + 3 * since.tasks >= int(limit) - _RESERVED_PIDS:
