@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
+from airflow_datum_provider.core._failpoints import failpoint
 from airflow_datum_provider.core.store import _layout
 
 if TYPE_CHECKING:
@@ -202,6 +203,7 @@ class BlobBatch:
             return
         body = pack_bytes(pack.blobs)
         key = _layout.pack(pack.id)
+        failpoint("pack-upload")  # crash tests: SIGKILL before this pack is on storage
         future = _pool().submit(self.store.backend.write, key, body)
         wait: list[Future[None]] = []
         with self._lock:

@@ -163,3 +163,44 @@ def test_datumctl_put_and_get_recursive_through_packs(tmp_path: Path) -> None:
     got = {p.relative_to(out).as_posix(): p.read_bytes() for p in out.rglob("*") if p.is_file()}
     want = {p.relative_to(src).as_posix(): p.read_bytes() for p in src.rglob("*") if p.is_file()}
     assert got == want
+
+
+def test_job_sigkilled_during_a_pack_upload_leaves_no_commit_and_resumes(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    """A set's runner killed while it uploads the pack of a datum's outputs: the output branch
+    does not move, no record names the lost pack, and the next run completes every datum."""
+    import signal
+    import subprocess
+    import sys
+
+    from airflow_datum_provider.core.engine import run_pipeline
+    from airflow_datum_provider.core.jobs import JobRecords
+    from tests.core.test_engine import COPY, outputs, pipeline, put
+
+    monkeypatch.setenv("DATUM_STORE_PACK_BELOW", str(1 << 20))  # the local folder packs here
+    store = Store.open(tmp_path / "store")
+    put(store, "data", {f"/f{i}": f"v{i}".encode() for i in range(4)})
+    pipeline(store, "copy", COPY)
+    code = (
+        "import sys; from airflow_datum_provider.core.store import Store; "
+        "from airflow_datum_provider.core.engine import run_pipeline; "
+        "run_pipeline(Store.open(sys.argv[1]), 'copy')"
+    )
+    # A checkpoint part (so a pack flush) after every datum; killed in the third pack upload.
+    env = {
+        **os.environ,
+        "DATUM_FAILPOINT": "pack-upload:3",
+        "DATUM_CHECKPOINT_DATUMS": "1",
+    }
+    proc = subprocess.run([sys.executable, "-c", code, store.url], env=env, check=False)
+    assert proc.returncode == -signal.SIGKILL
+    fresh = Store.open(tmp_path / "store")
+    assert fresh.branch_head("copy", "master") is None  # no partial output commit
+    assert len(fresh.backend.list(_layout.packs())) >= 3  # the input's, two datums' outputs
+
+    job = run_pipeline(fresh, "copy")
+    assert (job.state, job.processed + job.skipped) == ("success", 4)
+    assert outputs(fresh, "copy") == {f"/f{i}.out": f"v{i}".encode() for i in range(4)}
+    assert all(e.loc for e in fresh.walk("copy", "master"))
+    assert JobRecords(fresh).job("copy", job.id).state == "success"
