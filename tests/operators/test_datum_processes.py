@@ -18,7 +18,6 @@ import signal
 import subprocess
 import sys
 import textwrap
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -232,28 +231,7 @@ def scheduler(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     c = Cluster(home=home, store=store, records=records, env=env, db_url=db_url)
     try:
-        migrate = subprocess.run(
-            [str(BIN / "airflow"), "db", "migrate"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert migrate.returncode == 0, (migrate.stdout + migrate.stderr)[-3000:]
-        c.start("api-server", "api-server", "--port", str(port))
-        c.start("dag-processor", "dag-processor")
-        c.start("scheduler", "scheduler")
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5
-                ) as resp:
-                    return bool(resp.status == 200)
-            except OSError:
-                return False
-
-        _wait("the api-server", healthy)
+        c.boot(port)
         yield c
     finally:
         try:

@@ -32,7 +32,6 @@ import contextlib
 import json
 import subprocess
 import textwrap
-import urllib.request
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -190,28 +189,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     (home / "dags" / "pipelines.py").write_text(textwrap.dedent(dags))
     c = Cluster(home=home, store=store, records=records, env=env, db_url=db_url)
     try:
-        migrate = subprocess.run(
-            [str(BIN / "airflow"), "db", "migrate"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert migrate.returncode == 0, (migrate.stdout + migrate.stderr)[-3000:]
-        c.start("api-server", "api-server", "--port", str(port))
-        c.start("dag-processor", "dag-processor")
-        c.start("scheduler", "scheduler")
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5
-                ) as resp:
-                    return bool(resp.status == 200)
-            except OSError:
-                return False
-
-        _wait("the api-server", healthy)
+        c.boot(port)
         wanted = {
             "merge_before_land",
             "merge_after_land",

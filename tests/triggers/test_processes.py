@@ -156,6 +156,32 @@ class Cluster:
         )
         log.close()
 
+    def boot(self, port: int, *more: str) -> None:
+        """Migrate the database, start api-server, dag-processor, scheduler and ``more``
+        (e.g. ``triggerer``), and wait until the api-server answers its health check."""
+        migrate = subprocess.run(
+            [str(BIN / "airflow"), "db", "migrate"],
+            env=self.env,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert migrate.returncode == 0, (migrate.stdout + migrate.stderr)[-3000:]
+        self.start("api-server", "api-server", "--port", str(port))
+        for name in ("dag-processor", "scheduler", *more):
+            self.start(name, name)
+
+        def healthy() -> bool:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5
+                ) as resp:
+                    return bool(resp.status == 200)
+            except OSError:
+                return False
+
+        _wait("the api-server", healthy)
+
     def stop(self, name: str, sig: int = signal.SIGTERM) -> None:
         proc = self.procs.pop(name)
         with contextlib.suppress(ProcessLookupError):
@@ -321,34 +347,12 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     )
     c = Cluster(home=home, store=store, records=records, env=env, db_url=db_url)
     try:
-        migrate = subprocess.run(
-            [str(BIN / "airflow"), "db", "migrate"],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=600,
-        )
-        assert migrate.returncode == 0, (migrate.stdout + migrate.stderr)[-3000:]
         from airflow_datum_provider.core.store import Store
 
         s = Store.open(store)
         for repo in ("words", "letters"):
             s.create_repo(repo)
-        c.start("api-server", "api-server", "--port", str(port))
-        c.start("dag-processor", "dag-processor")
-        c.start("scheduler", "scheduler")
-        c.start("triggerer", "triggerer")
-
-        def healthy() -> bool:
-            try:
-                with urllib.request.urlopen(
-                    f"http://127.0.0.1:{port}/api/v2/monitor/health", timeout=5
-                ) as resp:
-                    return resp.status == 200
-            except OSError:
-                return False
-
-        _wait("the api-server", healthy)
+        c.boot(port, "triggerer")
 
         def watchers_running() -> bool:
             with psycopg.connect(db_url) as conn:
