@@ -451,6 +451,7 @@ def process_set(
         pipeline=job.pipeline,
         deadline=job_deadline,
         env={SET_MARKER: set_marker(job.id, number)},
+        try_number=lease.try_number,
     )
     done = records.datum_results(job, number)
     own_scratch = scratch_root is None
@@ -535,7 +536,7 @@ def process_set(
                 records_of_set.flush()
                 raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
             outcome = replace(outcome, reason=deadline_reason)  # the caller's deadline cut it
-        result = replace(outcome, try_number=lease.try_number)
+        result = outcome  # stamped with lease.try_number (JobContext.try_number)
         records_of_set.add(result)
         if records_of_set.due():
             records_of_set.flush()

@@ -66,6 +66,16 @@ def datum_env(
     return env
 
 
-def write_env_file(path: Path, variables: Mapping[str, str]) -> None:
+_ENV_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+
+
+def write_env_file(path: Path | str, variables: Mapping[str, str]) -> None:
     """Write ``KEY=VALUE`` lines (Pachyderm's ``/pfs/.env``)."""
-    path.write_text("".join(f"{k}={v}\n" for k, v in variables.items()), encoding="utf-8")
+    data = "".join(f"{k}={v}\n" for k, v in variables.items()).encode()
+    fd = os.open(path, _ENV_FLAGS, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+    finally:
+        os.close(fd)

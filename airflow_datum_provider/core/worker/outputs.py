@@ -125,7 +125,7 @@ class _Chain:
         return False
 
 
-def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
+def _plan(out: str, view: _View) -> list[tuple[str, str]]:
     """``(store path, real file path)`` for every output file, checked, nothing read yet."""
     found: list[tuple[str, str]] = []
 
@@ -145,23 +145,26 @@ def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
             raise _rejected(f"{_BAD_NAME}: {exc}", child) from None
 
     try:
-        mode = os.lstat(out).st_mode
+        top = os.lstat(out)
     except FileNotFoundError:
         return found
-    real_out = str(out)
-    if stat.S_ISLNK(mode):
+    real_out = out
+    if stat.S_ISLNK(top.st_mode):
         real_out = link_target(real_out, "")
-        mode = os.lstat(real_out).st_mode
-    if not stat.S_ISDIR(mode):
+        top = os.stat(real_out)
+    if not stat.S_ISDIR(top.st_mode):
         raise _rejected("the output folder `out` is not a directory", "/")
 
     # Iterative (a tree thousands of levels deep is user code's to make); each pending
     # directory carries its chain of ancestors, to refuse a symlink back into one of them.
+    # An entry's type comes from the directory listing (no stat call for plain files).
     pending: list[tuple[str, str, _Chain | None]] = [(real_out, "", None)]
+    first: os.stat_result | None = top
     while pending:
         directory, rel, parent = pending.pop()
         try:
-            st = os.stat(directory)
+            st = first or os.stat(directory)
+            first = None
             key = (st.st_dev, st.st_ino)
             if parent is not None and parent.holds(key):
                 raise _rejected(f"output {rel or '/'} is a symlink loop; refused", rel or "/")
@@ -170,6 +173,12 @@ def _plan(out: Path, view: _View) -> list[tuple[str, str]]:
                 entries = sorted(it, key=lambda e: e.name)
             for entry in entries:
                 child = f"{rel}/{entry.name}"
+                if entry.is_file(follow_symlinks=False):
+                    found.append((checked(child), entry.path))
+                    continue
+                if entry.is_dir(follow_symlinks=False):
+                    pending.append((entry.path, child, chain))
+                    continue
                 real = entry.path
                 mode = entry.stat(follow_symlinks=False).st_mode
                 if stat.S_ISLNK(mode):
@@ -245,6 +254,21 @@ def _placeholder(
     return None
 
 
+_READ_WHOLE = 1 << 20
+"""Outputs smaller than this (by their size when opened) are read whole in one call."""
+
+
+def _read_all(fd: int, size: int) -> bytes:
+    """The whole file open as ``fd``, ``size`` bytes when opened (user code may still write)."""
+    data = os.read(fd, size + 1)
+    if len(data) <= size:  # a short read of a regular file: its end
+        return data
+    parts = [data]
+    while data := os.read(fd, 1 << 20):
+        parts.append(data)
+    return b"".join(parts)
+
+
 def collect_outputs(
     store: Store,
     root: Path,
@@ -253,6 +277,7 @@ def collect_outputs(
     view_root: str | None = None,
     scratch: Scratch | None = None,
     blobs: BlobBatch | None = None,
+    resolved: bool = False,
 ) -> tuple[tuple[Entry, ...], int]:
     """Store every file of ``<root>/out``; return the entries (sorted) and the bytes stored.
 
@@ -263,11 +288,11 @@ def collect_outputs(
 
     ``blobs``: the set's blob batch (small outputs are packed; they are durable only once the
     caller flushes it, before it writes the result that names them). Without one every output
-    is stored as its own object at once.
+    is stored as its own object at once. ``resolved``: ``root`` is a real path already.
     """
-    real_root = os.path.realpath(root)
+    real_root = os.fspath(root) if resolved else os.path.realpath(root)
     view = _View(real_root, view_root or real_root)
-    plan = _plan(Path(real_root) / "out", view)
+    plan = _plan(f"{real_root}/out", view)
     links = _Links(real_root, scratch.linked_inodes if scratch is not None else frozenset())
     placeholders = scratch.placeholders if scratch is not None else ()
     entries: list[Entry] = []
@@ -277,7 +302,7 @@ def collect_outputs(
             fd = os.open(real, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
         except OSError as exc:
             raise _rejected(f"cannot read output {path}: {exc.strerror or exc}", path) from None
-        with os.fdopen(fd, "rb") as fh:
+        try:
             st = os.fstat(fd)
             if not links.allowed(st):
                 raise _rejected(
@@ -290,10 +315,20 @@ def collect_outputs(
             loc = ""
             if found is not None:
                 digest, size = found
-            elif blobs is not None:
-                digest, size, loc = blobs.put_stream(fh)
+            elif st.st_size < _READ_WHOLE:  # most outputs: one read, no stream objects
+                data = _read_all(fd, st.st_size)
+                if blobs is not None:
+                    digest, size, loc = blobs.put_bytes(data)
+                else:
+                    digest, size = store._put_blob_bytes(data), len(data)
             else:
-                digest, size = store._put_blob_stream(fh)
+                with os.fdopen(fd, "rb", closefd=False) as fh:
+                    if blobs is not None:
+                        digest, size, loc = blobs.put_stream(fh)
+                    else:
+                        digest, size = store._put_blob_stream(fh)
+        finally:
+            os.close(fd)
         entries.append(Entry(path, digest, size, tag, loc))
         total += size
     return tuple(entries), total

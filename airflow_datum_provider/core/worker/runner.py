@@ -27,6 +27,7 @@ so the job engine can retry or resume the job; only user-code outcomes land in t
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -77,6 +78,8 @@ class JobContext:
     pipeline: str
     deadline: float | None = None
     env: Mapping[str, str] = field(default_factory=dict)
+    try_number: int = 0
+    """The set runner's try, stamped on every result (0: not checkpointed)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -118,7 +121,7 @@ def run_datum(
     ``runtime`` replaces the command / Python runtime ``options`` choose. ``blobs`` is the
     set's blob batch for the outputs (flush it before writing the result).
     """
-    root = Path(os.path.realpath(scratch_root))
+    root = Path(real_root(scratch_root))
     in_pod = str(root) == PFS
     use_ns = False
     if options.python is None and not in_pod and options.use_pfs_mount is not False:
@@ -165,7 +168,13 @@ def run_datum(
     def collect() -> tuple[tuple[Entry, ...], int]:
         scratch = laid[0] if laid else None
         return collect_outputs(
-            store, root, tag=datum.id, view_root=view_root, scratch=scratch, blobs=blobs
+            store,
+            root,
+            tag=datum.id,
+            view_root=view_root,
+            scratch=scratch,
+            blobs=blobs,
+            resolved=True,
         )
 
     steps = attempts(datum, policy, prepare=prepare, collect=collect, sink=sink, label=local.label)
@@ -175,4 +184,19 @@ def run_datum(
         steps.close()
         wipe(root, keep={"out", *(inp.name for inp in datum.inputs)})
         sink.flush()
-    return replace(result, log_tail=sink.tail)
+    return replace(result, log_tail=sink.tail, try_number=job.try_number)
+
+
+@functools.lru_cache(maxsize=256)
+def _real_root(text: str) -> str:
+    return os.path.realpath(text)
+
+
+def real_root(scratch_root: str | Path) -> str:
+    """The real path of a scratch root, resolved once per root (not once per datum).
+
+    A scratch root is the worker's own folder; every later step uses the real path this gives,
+    so a root swapped for a symlink afterwards is never followed (wipes also open it with
+    ``O_NOFOLLOW``).
+    """
+    return _real_root(os.fspath(scratch_root))

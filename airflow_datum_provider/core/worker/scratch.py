@@ -42,7 +42,6 @@ from __future__ import annotations
 import errno
 import functools
 import os
-import shutil
 import stat
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -51,6 +50,7 @@ from types import MappingProxyType
 
 from airflow_datum_provider.core.datum import Datum, DatumInput
 from airflow_datum_provider.core.errors import DatumError, PipelineError
+from airflow_datum_provider.core.store import _layout
 from airflow_datum_provider.core.store.store import Store
 from airflow_datum_provider.core.worker.env import input_path, write_env_file
 
@@ -80,7 +80,7 @@ class Scratch:
     """The ``empty_files`` inputs: an output symlink to one of their files stores its content."""
 
 
-def _check_root(root: Path) -> None:
+def _check_root(root: Path | str) -> None:
     """Refuse to wipe ``/``, the home folder or one of its parents (``root`` as given)."""
     _check_root_text(str(root), os.environ.get("HOME"))
 
@@ -198,85 +198,156 @@ def _empty(directory: str, keep: Collection[str]) -> None:
         os.close(fd)
 
 
-def wipe(root: Path, keep: Collection[str] = ()) -> None:
+_CLEAN: dict[str, frozenset[str]] = {}
+"""Roots this process wiped and nothing has used since: root -> the empty folders it kept."""
+
+
+def wipe(root: Path | str, keep: Collection[str] = ()) -> None:
     """Empty ``root`` (created if missing); the folder must be the worker's own.
 
     Top-level folders named in ``keep`` are emptied but kept: the next layout reuses them, and
     on some disks ``rmdir`` + ``mkdir`` is most of a small datum's overhead.
     """
-    root = Path(root)
-    _check_root(root)
+    text = str(root)
+    _CLEAN.pop(text, None)
+    _check_root(text)
     try:
-        _empty(str(root), keep)
+        _empty(text, keep)
     except FileNotFoundError:
-        root.mkdir(parents=True, exist_ok=True)
+        os.makedirs(text, exist_ok=True)
+        keep = ()
+    _CLEAN[text] = frozenset(keep)
 
 
-def _copy_local(src: Path, dest: Path) -> None:
-    with open(src, "rb") as fin, open(dest, "wb") as fout:
-        if hasattr(os, "copy_file_range"):
-            try:
-                while os.copy_file_range(fin.fileno(), fout.fileno(), 1 << 30):
-                    pass
-                return
-            except OSError:
-                fin.seek(0)
-                fout.seek(0)
-                fout.truncate()
-        shutil.copyfileobj(fin, fout, _COPY_CHUNK)
+def _ready(root: str, keep: Collection[str]) -> frozenset[str]:
+    """Make ``root`` empty but for empty folders in ``keep``, before a layout; return those known.
+
+    A root this process wiped last (``run_datum`` wipes after every datum) is known empty but
+    for the folders that wipe kept: only those the new datum does not use are removed, and the
+    rest are returned (they exist). Anything else (a first datum, a retry, a root another caller
+    filled) gets the full :func:`wipe`, and nothing is known to exist.
+    """
+    kept = _CLEAN.pop(root, None)
+    if kept is not None:
+        try:
+            for name in kept.difference(keep):
+                os.rmdir(f"{root}/{name}")
+            return kept.intersection(keep)
+        except OSError:  # not empty after all, or gone: do it the long way
+            pass
+    wipe(root, keep)
+    _CLEAN.pop(root, None)
+    return frozenset()
+
+
+_COPY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+_READ_FLAGS = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0)
+
+
+def _create_read_only(dest: str) -> int:
+    """A new file at ``dest``, mode 0444, open for writing; one already there is replaced.
+
+    Two inputs of one name (a group) may carry the same path: the last one wins.
+    """
+    try:
+        return os.open(dest, _COPY_FLAGS, 0o444)
+    except FileExistsError:
+        os.unlink(dest)
+        return os.open(dest, _COPY_FLAGS, 0o444)
+
+
+def _copy_local(src: str, dest: str) -> bool:
+    """Copy a local blob file to a new read-only ``dest``; False when ``src`` is not there."""
+    try:
+        fin = os.open(src, _READ_FLAGS)
+    except FileNotFoundError:
+        return False
+    try:
+        fout = _create_read_only(dest)
+        try:
+            if hasattr(os, "copy_file_range"):
+                try:
+                    while os.copy_file_range(fin, fout, 1 << 30):
+                        pass
+                    return True
+                except OSError:
+                    os.lseek(fin, 0, os.SEEK_SET)
+                    os.lseek(fout, 0, os.SEEK_SET)
+                    os.ftruncate(fout, 0)
+            while data := os.read(fin, _COPY_CHUNK):
+                view = memoryview(data)
+                while view:
+                    view = view[os.write(fout, view) :]
+            return True
+        finally:
+            os.close(fout)
+    finally:
+        os.close(fin)
 
 
 class _Placer:
     """Puts blobs at paths: hard link when allowed and possible, else copy."""
 
-    def __init__(self, store: Store, link: bool) -> None:
+    def __init__(self, store: Store, link: bool, dirs: Collection[str] = ()) -> None:
         self.store = store
         self.link = link
         self.linked = 0
         self.copied = 0
         self.inodes: set[tuple[int, int]] = set()
-        self._dirs: set[Path] = set()
+        self._dirs: set[str] = set(dirs)
+        """Folders known to exist."""
+        local = store.backend.local_root
+        self._blobs = None if local is None else f"{local}/"
 
-    def _parent(self, dest: Path) -> None:
-        parent = dest.parent
+    def _parent(self, dest: str) -> None:
+        parent = dest.rpartition("/")[0]
         if parent not in self._dirs:
-            parent.mkdir(parents=True, exist_ok=True)
+            os.makedirs(parent, exist_ok=True)
             self._dirs.add(parent)
 
-    def _try_link(self, src: Path, dest: Path) -> bool:
+    def _try_link(self, src: str, dest: str) -> bool:
         try:
             mode = os.stat(src).st_mode
             if mode & _WRITE_BITS:
                 os.chmod(src, stat.S_IMODE(mode) & ~_WRITE_BITS)
-            os.link(src, dest)
+            try:
+                os.link(src, dest)
+            except FileExistsError:  # a group's inputs sharing a path: the last one wins
+                os.unlink(dest)
+                os.link(src, dest)
             st = os.stat(dest)
         except OSError as exc:
             if exc.errno in (errno.EXDEV, errno.ENOTSUP, errno.EOPNOTSUPP):
                 self.link = False  # no link will work on this device pair
-            elif exc.errno == errno.ENOENT:
-                raise
-            return False
+            return False  # ENOENT: not a blob file of its own (packed), copied from the store
         self.linked += 1
         self.inodes.add((st.st_dev, st.st_ino))
         return True
 
-    def place(self, digest: str, dest: Path, *, empty: bool, loc: str = "") -> None:
+    def place(self, digest: str, dest: str, *, empty: bool, loc: str = "") -> None:
         self._parent(dest)
-        if os.path.lexists(dest):
-            # Two inputs of one name (a group) may carry the same path: last one wins.
-            os.unlink(dest)
         if empty:
-            dest.touch(0o444)
+            os.close(_create_read_only(dest))
             return
-        src = self.store.blob_path(digest, loc)
-        if src is not None and self.link and self._try_link(src, dest):
-            return
+        # A local blob that is a file of its own (not packed: ``loc`` is empty); a writer with
+        # DATUM_STORE_PACK_BELOW set may have packed it anyway, then it is read from the store.
+        src = None if self._blobs is None or loc else self._blobs + _layout.blob(digest)
         if src is not None:
-            _copy_local(src, dest)
-        else:  # remote or packed (one ranged read, or the set's prefetch cache)
-            with self.store.open_blob(digest, loc) as fin, open(dest, "wb") as fout:
-                shutil.copyfileobj(fin, fout, _COPY_CHUNK)
-        os.chmod(dest, 0o444)
+            if self.link and self._try_link(src, dest):
+                return
+            if _copy_local(src, dest):
+                self.copied += 1
+                return
+        # Remote or packed (one ranged read, or the set's prefetch cache).
+        with self.store.open_blob(digest, loc) as fin:
+            fout = _create_read_only(dest)
+            try:
+                while data := fin.read(_COPY_CHUNK):
+                    view = memoryview(data)
+                    while view:
+                        view = view[os.write(fout, view) :]
+            finally:
+                os.close(fout)
         self.copied += 1
 
 
@@ -290,22 +361,21 @@ def lay_out(
     machine cannot hold (an element over ``NAME_MAX``, a path over ``PATH_MAX``) raises
     :class:`InputRejected`: the datum fails, naming it.
     """
-    wipe(root, keep={"out", *(inp.name for inp in datum.inputs)})
-    placer = _Placer(store, link)
+    text = str(root)
+    there = _ready(text, {"out", *(inp.name for inp in datum.inputs)})
+    placer = _Placer(store, link, [f"{text}/{name}" for name in there])
     inputs: dict[str, Path] = {}
     nbytes = 0
     for inp in datum.inputs:
-        local = Path(input_path(str(root), inp.name, inp.path))
+        local = input_path(text, inp.name, inp.path)
         path = inp.path
         try:
             if inp.is_dir:
-                local.mkdir(parents=True, exist_ok=True)
-                base = root / inp.name
+                os.makedirs(local, exist_ok=True)
+                base = f"{text}/{inp.name}"
                 for entry in store.walk(inp.repo, inp.commit, inp.path):
                     path = entry.path
-                    placer.place(
-                        entry.hash, base / path.lstrip("/"), empty=inp.empty_files, loc=entry.loc
-                    )
+                    placer.place(entry.hash, base + path, empty=inp.empty_files, loc=entry.loc)
                     nbytes += 0 if inp.empty_files else entry.size
             else:
                 digest = inp.hash or store.inspect_file(inp.repo, inp.commit, inp.path).hash
@@ -321,10 +391,14 @@ def lay_out(
                 f"in the datum's scratch: {exc.strerror}",
                 path=path,
             ) from None
-        inputs[inp.name] = local
+        inputs[inp.name] = Path(local)
     out = root / "out"
-    out.mkdir(exist_ok=True)
-    write_env_file(root / ".env", variables)
+    if "out" not in there:
+        try:
+            os.mkdir(f"{text}/out")
+        except FileExistsError:
+            pass
+    write_env_file(f"{text}/.env", variables)
     return Scratch(
         root=root,
         out=out,
