@@ -42,6 +42,9 @@ from airflow_datum_provider.core.states import (
 from airflow_datum_provider.core.store import Store
 from airflow_datum_provider.core.worker.policy import DatumResult
 
+JSON_LINE = json.JSONEncoder(separators=(",", ":"))
+"""``json.dumps(..., separators=(",", ":"))`` without a new encoder per call."""
+
 __all__ = [
     "CHECKPOINT_DATUMS",
     "CHECKPOINT_LOG_CHARS",
@@ -247,7 +250,7 @@ class LinesWriter:
         """Nothing to do: the data is written on :meth:`close`."""
 
     def add(self, item: dict[str, Any]) -> None:
-        self.add_line(json.dumps(item, separators=(",", ":")))
+        self.add_line(JSON_LINE.encode(item))
 
     def add_line(self, line: str) -> None:
         """Add one JSON line (without its newline)."""
@@ -402,7 +405,7 @@ class SetCheckpoint:
 
     def add(self, result: DatumResult) -> None:
         """Record one datum's result (published with the next part)."""
-        line = json.dumps({"r": result.to_dict()}, separators=(",", ":"))
+        line = JSON_LINE.encode({"r": result.to_dict()})
         with self._lock:
             self._raise_error()
             self._results.append(line)
@@ -448,9 +451,9 @@ class SetCheckpoint:
             "seq": self.seq,
             "results": len(results),
         }
-        lines = [json.dumps(header, separators=(",", ":"))]
+        lines = [JSON_LINE.encode(header)]
         lines.extend(
-            json.dumps({"l": ident, "t": "".join(texts)}, separators=(",", ":"))
+            JSON_LINE.encode({"l": ident, "t": "".join(texts)})
             for ident, texts in self._logs.items()
         )
         lines.extend(results)

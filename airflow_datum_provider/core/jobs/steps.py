@@ -10,7 +10,6 @@ goes through the store, so each step can run on another machine and be retried.
 from __future__ import annotations
 
 import contextlib
-import json
 import tempfile
 import threading
 import time
@@ -44,6 +43,7 @@ from airflow_datum_provider.core.jobs.liveness import (
     stop_reason,
 )
 from airflow_datum_provider.core.jobs.records import (
+    JSON_LINE,
     CheckpointPolicy,
     JobInfo,
     JobRecords,
@@ -296,7 +296,7 @@ def _write_plan(
                 if decision.action == SKIP:
                     skipped.add(datum.to_dict())
                 else:
-                    line = json.dumps(datum.to_dict(), separators=(",", ":"))
+                    line = JSON_LINE.encode(datum.to_dict())
                     spool.write(f"{datum.size}\t{line}\n")
                     total += 1
         except BaseException:

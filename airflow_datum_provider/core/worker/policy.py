@@ -171,12 +171,14 @@ def attempts(
     collect: Callable[[], tuple[tuple[Entry, ...], int]],
     sink: LogSink,
     label: str = "cmd",
+    try_number: int = 0,
 ) -> Generator[Run, str | None, DatumResult]:
     """Run the policy for one datum (module docstring); ``send`` each run's failure or ``None``.
 
     ``prepare`` lays out a fresh scratch for an attempt, ``collect`` stores ``out/`` after a
     successful one (returning the entries and their bytes), ``sink`` gets the policy's header
-    lines, ``label`` names the transform in them. Store errors from either propagate.
+    lines, ``label`` names the transform in them, ``try_number`` is stamped on the result
+    (with the sink's tail). Store errors from either propagate.
     """
     from airflow_datum_provider.core.worker.runtime import Run
 
@@ -278,4 +280,6 @@ def attempts(
         download_bytes=dl_bytes,
         upload_bytes=up_bytes,
         outputs=outputs if state == "success" else (),
+        log_tail=sink.tail,
+        try_number=try_number,
     )

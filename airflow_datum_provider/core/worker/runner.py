@@ -30,7 +30,7 @@ from __future__ import annotations
 import functools
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
@@ -121,7 +121,7 @@ def run_datum(
     ``runtime`` replaces the command / Python runtime ``options`` choose. ``blobs`` is the
     set's blob batch for the outputs (flush it before writing the result).
     """
-    root = Path(real_root(scratch_root))
+    root = _root_path(real_root(scratch_root))
     in_pod = str(root) == PFS
     use_ns = False
     if options.python is None and not in_pod and options.use_pfs_mount is not False:
@@ -177,14 +177,27 @@ def run_datum(
             resolved=True,
         )
 
-    steps = attempts(datum, policy, prepare=prepare, collect=collect, sink=sink, label=local.label)
+    steps = attempts(
+        datum,
+        policy,
+        prepare=prepare,
+        collect=collect,
+        sink=sink,
+        label=local.label,
+        try_number=job.try_number,
+    )
     try:
         result = drive(steps, runtime or local)
     finally:
         steps.close()
         wipe(root, keep={"out", *(inp.name for inp in datum.inputs)})
         sink.flush()
-    return replace(result, log_tail=sink.tail, try_number=job.try_number)
+    return result
+
+
+@functools.lru_cache(maxsize=256)
+def _root_path(text: str) -> Path:
+    return Path(text)
 
 
 @functools.lru_cache(maxsize=256)

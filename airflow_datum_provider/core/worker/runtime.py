@@ -265,9 +265,13 @@ def call_python(
     start = time.monotonic()
     try:
         fn = _load(target)
-        with redirect_stdout(writer), redirect_stderr(writer), _alarm(timeout) as done:
-            fn(ctx)
-            done()
+        if not timeout:  # the usual case: no alarm to arm (a context manager less per datum)
+            with redirect_stdout(writer), redirect_stderr(writer):
+                fn(ctx)
+        else:
+            with redirect_stdout(writer), redirect_stderr(writer), _alarm(timeout) as done:
+                fn(ctx)
+                done()
     except _Timeout:
         return f"datum timed out after {_seconds(timeout or 0)}"
     except SystemExit as exc:

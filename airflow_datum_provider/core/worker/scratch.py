@@ -256,8 +256,11 @@ def _create_read_only(dest: str) -> int:
         return os.open(dest, _COPY_FLAGS, 0o444)
 
 
-def _copy_local(src: str, dest: str) -> bool:
-    """Copy a local blob file to a new read-only ``dest``; False when ``src`` is not there."""
+def _copy_local(src: str, dest: str, size: int = -1) -> bool:
+    """Copy a local blob file to a new read-only ``dest``; False when ``src`` is not there.
+
+    ``size`` (the blob's, when known) saves the call that would find the end.
+    """
     try:
         fin = os.open(src, _READ_FLAGS)
     except FileNotFoundError:
@@ -267,8 +270,12 @@ def _copy_local(src: str, dest: str) -> bool:
         try:
             if hasattr(os, "copy_file_range"):
                 try:
-                    while os.copy_file_range(fin, fout, 1 << 30):
-                        pass
+                    copied = 0
+                    while size < 0 or copied < size:
+                        n = os.copy_file_range(fin, fout, 1 << 30)
+                        if not n:
+                            break
+                        copied += n
                     return True
                 except OSError:
                     os.lseek(fin, 0, os.SEEK_SET)
@@ -324,7 +331,7 @@ class _Placer:
         self.inodes.add((st.st_dev, st.st_ino))
         return True
 
-    def place(self, digest: str, dest: str, *, empty: bool, loc: str = "") -> None:
+    def place(self, digest: str, dest: str, *, empty: bool, loc: str = "", size: int = -1) -> None:
         self._parent(dest)
         if empty:
             os.close(_create_read_only(dest))
@@ -335,7 +342,7 @@ class _Placer:
         if src is not None:
             if self.link and self._try_link(src, dest):
                 return
-            if _copy_local(src, dest):
+            if _copy_local(src, dest, size):
                 self.copied += 1
                 return
         # Remote or packed (one ranged read, or the set's prefetch cache).
@@ -349,6 +356,11 @@ class _Placer:
             finally:
                 os.close(fout)
         self.copied += 1
+
+
+@functools.lru_cache(maxsize=256)
+def _out_path(root: Path) -> Path:
+    return root / "out"
 
 
 def lay_out(
@@ -375,12 +387,19 @@ def lay_out(
                 base = f"{text}/{inp.name}"
                 for entry in store.walk(inp.repo, inp.commit, inp.path):
                     path = entry.path
-                    placer.place(entry.hash, base + path, empty=inp.empty_files, loc=entry.loc)
+                    placer.place(
+                        entry.hash,
+                        base + path,
+                        empty=inp.empty_files,
+                        loc=entry.loc,
+                        size=entry.size,
+                    )
                     nbytes += 0 if inp.empty_files else entry.size
             else:
                 digest = inp.hash or store.inspect_file(inp.repo, inp.commit, inp.path).hash
                 loc = "" if inp.empty_files else store.locate(inp.repo, inp.commit, path, digest)
-                placer.place(digest, local, empty=inp.empty_files, loc=loc)
+                size = inp.size if inp.hash else -1
+                placer.place(digest, local, empty=inp.empty_files, loc=loc, size=size)
                 nbytes += 0 if inp.empty_files else inp.size
         except OSError as exc:
             if exc.errno != errno.ENAMETOOLONG:
@@ -392,7 +411,7 @@ def lay_out(
                 path=path,
             ) from None
         inputs[inp.name] = Path(local)
-    out = root / "out"
+    out = _out_path(root)
     if "out" not in there:
         try:
             os.mkdir(f"{text}/out")
