@@ -12,7 +12,9 @@ that one process, so its peak RSS is the whole run's).
 Before anything is timed, one small run of each DAG warms the process up: Airflow imports much
 of itself lazily on the first ``dag.test()`` (seconds, more where ``PYTHONDONTWRITEBYTECODE``
 keeps it compiling from source), and that one-off cost would otherwise land on whichever DAG
-runs first. Figures are per item, whole ``dag.test()`` wall time included.
+runs first. Figures are per item, whole ``dag.test()`` wall time included. Every timed run
+starts after ``sync`` on a disk holding no earlier run's files (each is deleted after its run):
+on a shared virtual disk, another run's pending writes otherwise land on whichever DAG is next.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import argparse
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -118,6 +121,7 @@ def _naive_dag(dag_id: str, folder: Path, n: int) -> Any:
 
 def _timed_test(dag: Any) -> float:
     _serialize(dag)
+    os.sync()  # the disk's pending writes (the seed, the last run's clean-up) land untimed
     started = time.perf_counter()
     state = str(dag.test().state)
     took = time.perf_counter() - started
@@ -133,6 +137,7 @@ def _datum_run(n: int, tag: str) -> float:
     from airflow_datum_provider.core.store import Store
 
     outputs = sum(1 for _ in Store.open(store).walk(f"datums_{tag}", "master"))
+    shutil.rmtree(store)  # each run's store is new: none is left to slow the disk down
     if outputs != n:
         raise SystemExit(f"datums_{tag}: {outputs} outputs, expected {n}")
     return took
@@ -175,6 +180,7 @@ def main() -> None:
         datum_times.append(_datum_run(args.datums, f"r{r}"))
         folder = Path(tempfile.mkdtemp(prefix="bench-naive-"))
         naive_times.append(_timed_test(_naive_dag(f"naive_r{r}", folder, args.naive)))
+        shutil.rmtree(folder)
     per_datum = statistics.median(datum_times) / args.datums
     per_file = statistics.median(naive_times) / args.naive
     print(

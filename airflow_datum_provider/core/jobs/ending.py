@@ -12,6 +12,7 @@ from airflow_datum_provider.core.errors import CommitFinishedError, DatumError
 from airflow_datum_provider.core.jobs.records import JobInfo, JobRecords, now
 from airflow_datum_provider.core.states import DatumState, JobState
 from airflow_datum_provider.core.store import OWNER_JOB, Entry, Store
+from airflow_datum_provider.core.worker.policy import output_entries
 
 __all__ = ["Fold", "fail_job", "fold_results", "landed", "moved", "succeed_job"]
 
@@ -69,19 +70,23 @@ def fold_results(records: JobRecords, job: JobInfo) -> Fold:
         outputs=[],
         states={},
     )
-    for _, result in records.all_datum_results(job):
-        state = result.state
-        fold.totals[state] = fold.totals.get(state, 0) + 1
-        fold.states[result.datum_id] = state
-        fold.timings["download_time"] += result.download_time
-        fold.timings["process_time"] += result.process_time
-        fold.timings["upload_time"] += result.upload_time
-        fold.sizes["download_bytes"] += result.download_bytes
-        fold.sizes["upload_bytes"] += result.upload_bytes
+    # Raw dicts, not DatumResult objects: a merge folds every result of the job once, and
+    # only a successful datum's outputs become objects (entries).
+    totals, timings, sizes = fold.totals, fold.timings, fold.sizes
+    for _, raw in records.all_results(job):
+        state = raw["state"]
+        ident = raw["datum_id"]
+        totals[state] = totals.get(state, 0) + 1
+        fold.states[ident] = state
+        timings["download_time"] += raw.get("download_time", 0.0)
+        timings["process_time"] += raw.get("process_time", 0.0)
+        timings["upload_time"] += raw.get("upload_time", 0.0)
+        sizes["download_bytes"] += raw.get("download_bytes", 0)
+        sizes["upload_bytes"] += raw.get("upload_bytes", 0)
         if state == "failed":
-            fold.failed.append(result.datum_id)
+            fold.failed.append(ident)
         elif state == "success":
-            fold.outputs.extend(result.outputs)
+            fold.outputs.extend(output_entries(raw))
     return fold
 
 

@@ -656,6 +656,11 @@ class JobRecords:
         key = _layout.datum_set(job.pipeline, job.id, number)
         return [Datum.from_dict(raw) for raw in _unlines(self.backend.read(key))]
 
+    def set_hashes(self, job: JobInfo, number: int) -> dict[str, str]:
+        """``{datum id: datum hash}`` of one set, read without building the datums."""
+        key = _layout.datum_set(job.pipeline, job.id, number)
+        return {raw["id"]: raw["hash"] for raw in _unlines(self.backend.read(key))}
+
     def set_numbers(self, job: JobInfo) -> list[int]:
         names = self.backend.list(_layout.sets_dir(job.pipeline, job.id))
         return sorted(int(n.split(".")[0]) for n in names)

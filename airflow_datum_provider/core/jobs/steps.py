@@ -601,7 +601,7 @@ def finish_job(store: Store, job: JobInfo) -> JobInfo:
     fold = fold_results(records, job)
     job = records.update_job(job, **fold.counters())
     states, outputs, failed = fold.states, fold.outputs, fold.failed
-    hashes = {d.id: d.hash for n in records.set_numbers(job) for d in records.read_set(job, n)}
+    hashes = {k: v for n in records.set_numbers(job) for k, v in records.set_hashes(job, n).items()}
     if failed:  # before the not-run check: a fail-fast set leaves datums not run
         return fail_job(store, job, f"datum {failed[0]} failed", fold=False)
     if len(states) < len(hashes):

@@ -50,6 +50,7 @@ __all__ = [
     "DatumResult",
     "DatumState",
     "attempts",
+    "output_entries",
 ]
 
 JOB_TIMEOUT_REASON = "job timed out"
@@ -120,13 +121,18 @@ class DatumResult:
             upload_time=raw.get("upload_time", 0.0),
             download_bytes=raw.get("download_bytes", 0),
             upload_bytes=raw.get("upload_bytes", 0),
-            outputs=tuple(
-                Entry(o["path"], o["hash"], o["size_bytes"], o.get("tag", ""), o.get("loc", ""))
-                for o in raw.get("outputs", ())
-            ),
+            outputs=output_entries(raw),
             log_tail=raw.get("log_tail", ""),
             try_number=int(raw.get("try", 0)),
         )
+
+
+def output_entries(raw: Mapping[str, Any]) -> tuple[Entry, ...]:
+    """The output entries of a result in its dict form (:meth:`DatumResult.to_dict`)."""
+    return tuple(
+        Entry(o["path"], o["hash"], o["size_bytes"], o.get("tag", ""), o.get("loc", ""))
+        for o in raw.get("outputs", ())
+    )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -52,7 +52,7 @@ from airflow_datum_provider.core.worker.policy import (
     attempts,
 )
 from airflow_datum_provider.core.worker.runtime import AttemptRuntime, drive, runtime_for
-from airflow_datum_provider.core.worker.scratch import Scratch, lay_out, wipe
+from airflow_datum_provider.core.worker.scratch import Scratch, keep_names, lay_out, wipe
 
 __all__ = [
     "JOB_TIMEOUT_REASON",
@@ -190,7 +190,7 @@ def run_datum(
         result = drive(steps, runtime or local)
     finally:
         steps.close()
-        wipe(root, keep={"out", *(inp.name for inp in datum.inputs)})
+        wipe(root, keep=keep_names(datum))
         sink.flush()
     return result
 

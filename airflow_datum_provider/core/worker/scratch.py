@@ -185,7 +185,8 @@ def _empty(directory: str, keep: Collection[str]) -> None:
         _writable_dir(fd)
         for name, is_dir in _children(fd):
             if not is_dir:
-                os.unlink(name, dir_fd=fd)
+                if name != ENV_FILE or name not in keep:
+                    os.unlink(name, dir_fd=fd)
                 continue
             child = os.open(name, _DIR_FLAGS, dir_fd=fd)
             try:
@@ -206,7 +207,8 @@ def wipe(root: Path | str, keep: Collection[str] = ()) -> None:
     """Empty ``root`` (created if missing); the folder must be the worker's own.
 
     Top-level folders named in ``keep`` are emptied but kept: the next layout reuses them, and
-    on some disks ``rmdir`` + ``mkdir`` is most of a small datum's overhead.
+    on some disks ``rmdir`` + ``mkdir`` is most of a small datum's overhead. ``.env`` in
+    ``keep`` keeps that file: the next layout rewrites it in place (see :func:`_write_env`).
     """
     text = str(root)
     _CLEAN.pop(text, None)
@@ -238,6 +240,46 @@ def _ready(root: str, keep: Collection[str]) -> frozenset[str]:
     wipe(root, keep)
     _CLEAN.pop(root, None)
     return frozenset()
+
+
+ENV_FILE = ".env"
+
+
+def keep_names(datum: Datum) -> frozenset[str]:
+    """What a wipe between two datums keeps for reuse: ``out``, ``.env``, the input folders."""
+    return frozenset(("out", ENV_FILE, *(inp.name for inp in datum.inputs)))
+
+
+_ENV_FLAGS = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
+
+
+def _write_env(path: str, variables: dict[str, str]) -> None:
+    """Write ``.env``, over the last datum's file when that is safe to write into.
+
+    Creating and deleting a file per datum is the costly part on many disks; rewriting one in
+    place is not. Only a regular file with no other link is reused (user code may have swapped
+    it for a FIFO, a symlink, or a hard link to an input, which may be a store blob): anything
+    else is removed first.
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        st = None
+    if st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
+        data = "".join(f"{k}={v}\n" for k, v in variables.items()).encode()
+        fd = os.open(path, _ENV_FLAGS)
+        try:
+            view = memoryview(data)
+            offset = 0
+            while offset < len(data):
+                offset += os.pwrite(fd, view[offset:], offset)
+            os.ftruncate(fd, len(data))
+        finally:
+            os.close(fd)
+        return
+    if st is not None:
+        remove_tree(path)
+    write_env_file(path, variables)
 
 
 _COPY_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -374,7 +416,7 @@ def lay_out(
     :class:`InputRejected`: the datum fails, naming it.
     """
     text = str(root)
-    there = _ready(text, {"out", *(inp.name for inp in datum.inputs)})
+    there = _ready(text, keep_names(datum))
     placer = _Placer(store, link, [f"{text}/{name}" for name in there])
     inputs: dict[str, Path] = {}
     nbytes = 0
@@ -417,7 +459,7 @@ def lay_out(
             os.mkdir(f"{text}/out")
         except FileExistsError:
             pass
-    write_env_file(f"{text}/.env", variables)
+    _write_env(f"{text}/{ENV_FILE}", variables)
     return Scratch(
         root=root,
         out=out,

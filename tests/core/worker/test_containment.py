@@ -180,7 +180,7 @@ def test_deep_tree_outside_out_is_wiped_too(world: World) -> None:
         ),
     )
     assert result.state == "success", result.reason
-    assert sorted(p.name for p in world.scratch.iterdir()) == ["in", "out"]
+    assert sorted(p.name for p in world.scratch.iterdir()) == [".env", "in", "out"]
 
 
 def test_remove_tree_any_depth_never_raises_when_asked(tmp_path: Path) -> None:

@@ -603,8 +603,8 @@ def test_scratch_is_wiped_after_the_datum(world: World) -> None:
         ),
     )
     assert result.state == "success", result.reason
-    # Only the emptied top-level folders may remain, kept for reuse.
-    assert sorted(p.name for p in world.scratch.rglob("*")) == ["in", "out"]
+    # Only the emptied top-level folders (and .env, rewritten in place) remain, kept for reuse.
+    assert sorted(p.name for p in world.scratch.rglob("*")) == [".env", "in", "out"]
     assert not any(list((world.scratch / name).iterdir()) for name in ("in", "out"))
 
 

@@ -112,3 +112,57 @@ def test_wrapped_command_sees_scratch_at_pfs(tmp_path: Path) -> None:
     assert done.stdout.split() == ["data", "/pfs/in", "ro"]
     # The mount was private to that process: the host's /pfs is untouched.
     assert not os.path.exists("/pfs/in/f")
+
+
+# -- .env, rewritten in place between datums ---------------------------------------------------
+
+
+def _env_lines(root: Path) -> list[str]:
+    return (root / ".env").read_text().splitlines()
+
+
+def test_env_is_rewritten_in_place_with_only_the_new_datums_variables(world: World) -> None:
+    datum = world.datum(world.input("in", "/a.txt"))
+    lay_out(world.store, datum, world.scratch, variables={"LONG": "x" * 200}, link=False)
+    inode = (world.scratch / ".env").stat().st_ino
+    wipe(world.scratch, keep={"out", "in", ".env"})
+    lay_out(world.store, datum, world.scratch, variables={"K": "V"}, link=False)
+    assert _env_lines(world.scratch) == ["K=V"]  # the longer old content is cut off
+    assert (world.scratch / ".env").stat().st_ino == inode
+
+
+def test_env_hard_linked_to_an_input_blob_is_replaced_not_written_into(world: World) -> None:
+    datum = world.datum(world.input("in", "/a.txt"))
+    scratch = lay_out(world.store, datum, world.scratch, variables={}, link=True)
+    blob = world.store.blob_path(datum.inputs[0].hash)
+    assert blob is not None
+    assert scratch.linked == 1
+    env = world.scratch / ".env"
+    env.unlink()
+    os.link(scratch.inputs["in"], env)  # what user code could do: .env is now the store's blob
+    wipe(world.scratch, keep={"out", "in", ".env"})
+    lay_out(world.store, datum, world.scratch, variables={"K": "V"}, link=True)
+    assert blob.read_bytes() == FILES["/a.txt"]
+    assert _env_lines(world.scratch) == ["K=V"]
+    assert not os.path.samestat(env.stat(), blob.stat())
+
+
+@pytest.mark.parametrize("kind", ["fifo", "symlink", "directory"])
+def test_env_swapped_for_something_else_is_replaced(world: World, kind: str) -> None:
+    datum = world.datum(world.input("in", "/a.txt"))
+    lay_out(world.store, datum, world.scratch, variables={}, link=False)
+    env = world.scratch / ".env"
+    env.unlink()
+    target = world.tmp / "outside.txt"
+    target.write_text("keep me\n")
+    if kind == "fifo":
+        os.mkfifo(env)  # opening it for writing would block until a reader came
+    elif kind == "symlink":
+        env.symlink_to(target)
+    else:
+        (env / "deep").mkdir(parents=True)
+    wipe(world.scratch, keep={"out", "in", ".env"})
+    lay_out(world.store, datum, world.scratch, variables={"K": "V"}, link=False)
+    assert stat.S_ISREG(env.lstat().st_mode)
+    assert _env_lines(world.scratch) == ["K=V"]
+    assert target.read_text() == "keep me\n"
