@@ -33,8 +33,9 @@ pipes on first read, which only changes when the bytes move, never what user cod
 
 The scratch root is wiped (``rm -rf`` of its contents, after making any directory user code
 left read-only writable again) before each attempt and after the datum. Empty top-level
-folders (``out/``, input names) may survive a wipe for reuse; a layout removes those it does
-not need, so user code only ever sees its own datum.
+folders (``out/``, input names) and ``.env`` may survive a wipe for reuse (``.env`` is
+rewritten in place by the next layout, which is far cheaper than a new file on most disks); a
+layout removes what it does not need, so user code only ever sees its own datum.
 """
 
 from __future__ import annotations
