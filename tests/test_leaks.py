@@ -36,6 +36,7 @@ INNER = """
 import os
 import signal
 import subprocess
+import time
 
 TOKEN = {token!r}
 
@@ -50,11 +51,18 @@ def test_leaves_user_code():
 
 def test_leaves_the_daemon_of_a_sigkilled_runner():
     runner = subprocess.Popen(
-        ["sh", "-c", "setsid sleep 300 & echo started; wait"],
+        ["sh", "-c", "setsid sleep 300 & echo $!; wait"],
         env=_env(DATUM_WORKER_RUN="t"),
         stdout=subprocess.PIPE,
     )
-    assert runner.stdout.readline() == b"started\\n"
+    daemon = int(runner.stdout.readline())
+    # Kill the runner only once the daemon runs `sleep` (not mid-exec, when /proc may not yet
+    # show its environment): the check then finds it whatever the machine's load.
+    for _ in range(3000):
+        with open(f"/proc/{{daemon}}/cmdline", "rb") as fh:
+            if fh.read().split(b"\\0")[0] == b"sleep":
+                break
+        time.sleep(0.01)
     runner.kill()
     runner.wait()
 
