@@ -536,12 +536,11 @@ def process_set(
                 records_of_set.flush()
                 raise JobKilled(JOB_TIMEOUT_REASON, job=job.id)
             outcome = replace(outcome, reason=deadline_reason)  # the caller's deadline cut it
-        result = outcome  # stamped with lease.try_number (JobContext.try_number)
-        records_of_set.add(result)
+        records_of_set.add(outcome)  # stamped with lease.try_number (JobContext.try_number)
         if records_of_set.due():
             records_of_set.flush()
         failpoint("after-datum")
-        return result, False
+        return outcome, False
 
     try:
         datums = prefetch_inputs(store, records.read_set(job, number), skip=done)

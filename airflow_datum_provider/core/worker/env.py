@@ -21,7 +21,7 @@ from pathlib import Path
 
 from airflow_datum_provider.core.datum import Datum
 
-__all__ = ["datum_env", "datum_variables", "input_path", "write_env_file"]
+__all__ = ["datum_env", "datum_variables", "input_path", "write_all", "write_env_file"]
 
 
 def input_path(root: str, name: str, path: str) -> str:
@@ -66,16 +66,30 @@ def datum_env(
     return env
 
 
-_ENV_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_CLOEXEC", 0)
+def write_all(fd: int, data: bytes, offset: int | None = None) -> None:
+    """Write all of ``data`` to ``fd`` (at ``offset`` when given, else where it stands)."""
+    view = memoryview(data)
+    while view:
+        n = os.write(fd, view) if offset is None else os.pwrite(fd, view, offset)
+        view = view[n:]
+        if offset is not None:
+            offset += n
+
+
+_ENV_FLAGS = os.O_WRONLY | os.O_CREAT | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 def write_env_file(path: Path | str, variables: Mapping[str, str]) -> None:
-    """Write ``KEY=VALUE`` lines (Pachyderm's ``/pfs/.env``)."""
+    """Write ``KEY=VALUE`` lines (Pachyderm's ``/pfs/.env``), over the file already there.
+
+    Written in place and then cut to length, never truncated first: on many disks creating a
+    file, or emptying one and writing it again, costs far more than rewriting its bytes. The
+    caller makes sure a file already at ``path`` is its own (a layout replaces anything else).
+    """
     data = "".join(f"{k}={v}\n" for k, v in variables.items()).encode()
     fd = os.open(path, _ENV_FLAGS, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
+        write_all(fd, data, 0)
+        os.ftruncate(fd, len(data))
     finally:
         os.close(fd)

@@ -121,7 +121,7 @@ def run_datum(
     ``runtime`` replaces the command / Python runtime ``options`` choose. ``blobs`` is the
     set's blob batch for the outputs (flush it before writing the result).
     """
-    root = _root_path(real_root(scratch_root))
+    root = real_root(scratch_root)
     in_pod = str(root) == PFS
     use_ns = False
     if options.python is None and not in_pod and options.use_pfs_mount is not False:
@@ -195,17 +195,7 @@ def run_datum(
     return result
 
 
-@functools.lru_cache(maxsize=256)
-def _root_path(text: str) -> Path:
-    return Path(text)
-
-
-@functools.lru_cache(maxsize=256)
-def _real_root(text: str) -> str:
-    return os.path.realpath(text)
-
-
-def real_root(scratch_root: str | Path) -> str:
+def real_root(scratch_root: str | Path) -> Path:
     """The real path of a scratch root, resolved once per root (not once per datum).
 
     A scratch root is the worker's own folder; every later step uses the real path this gives,
@@ -213,3 +203,8 @@ def real_root(scratch_root: str | Path) -> str:
     ``O_NOFOLLOW``).
     """
     return _real_root(os.fspath(scratch_root))
+
+
+@functools.lru_cache(maxsize=256)
+def _real_root(text: str) -> Path:
+    return Path(os.path.realpath(text))

@@ -53,7 +53,7 @@ from airflow_datum_provider.core.datum import Datum, DatumInput
 from airflow_datum_provider.core.errors import DatumError, PipelineError
 from airflow_datum_provider.core.store import _layout
 from airflow_datum_provider.core.store.store import Store
-from airflow_datum_provider.core.worker.env import input_path, write_env_file
+from airflow_datum_provider.core.worker.env import input_path, write_all, write_env_file
 
 __all__ = ["InputRejected", "Scratch", "lay_out", "remove_tree", "wipe"]
 
@@ -251,34 +251,18 @@ def keep_names(datum: Datum) -> frozenset[str]:
     return frozenset(("out", ENV_FILE, *(inp.name for inp in datum.inputs)))
 
 
-_ENV_FLAGS = os.O_WRONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
-
-
 def _write_env(path: str, variables: dict[str, str]) -> None:
     """Write ``.env``, over the last datum's file when that is safe to write into.
 
-    Creating and deleting a file per datum is the costly part on many disks; rewriting one in
-    place is not. Only a regular file with no other link is reused (user code may have swapped
-    it for a FIFO, a symlink, or a hard link to an input, which may be a store blob): anything
-    else is removed first.
+    Only a regular file with no other link is reused (user code may have swapped it for a
+    FIFO, a symlink, or a hard link to an input, which may be a store blob): anything else is
+    removed first, and :func:`~.env.write_env_file` creates a new one.
     """
     try:
         st = os.lstat(path)
     except FileNotFoundError:
         st = None
-    if st is not None and stat.S_ISREG(st.st_mode) and st.st_nlink == 1:
-        data = "".join(f"{k}={v}\n" for k, v in variables.items()).encode()
-        fd = os.open(path, _ENV_FLAGS)
-        try:
-            view = memoryview(data)
-            offset = 0
-            while offset < len(data):
-                offset += os.pwrite(fd, view[offset:], offset)
-            os.ftruncate(fd, len(data))
-        finally:
-            os.close(fd)
-        return
-    if st is not None:
+    if st is not None and not (stat.S_ISREG(st.st_mode) and st.st_nlink == 1):
         remove_tree(path)
     write_env_file(path, variables)
 
@@ -325,9 +309,7 @@ def _copy_local(src: str, dest: str, size: int = -1) -> bool:
                     os.lseek(fout, 0, os.SEEK_SET)
                     os.ftruncate(fout, 0)
             while data := os.read(fin, _COPY_CHUNK):
-                view = memoryview(data)
-                while view:
-                    view = view[os.write(fout, view) :]
+                write_all(fout, data)
             return True
         finally:
             os.close(fout)
@@ -393,9 +375,7 @@ class _Placer:
             fout = _create_read_only(dest)
             try:
                 while data := fin.read(_COPY_CHUNK):
-                    view = memoryview(data)
-                    while view:
-                        view = view[os.write(fout, view) :]
+                    write_all(fout, data)
             finally:
                 os.close(fout)
         self.copied += 1
