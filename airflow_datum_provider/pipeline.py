@@ -44,6 +44,8 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
         MergeOutputsOperator,
         ProcessDatumsOperator,
         _spec_of,
+        check_python_callable,
+        check_store_arg,
     )
 
     if runtime not in ("local", "kubernetes"):
@@ -53,6 +55,8 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
             "python_callable: a pod runs the spec's transform.cmd in transform.image; "
             "use runtime='local' for a Python callable"
         )
+    check_store_arg(store)
+    check_python_callable(python_callable)
     pod_kwargs = dict(pod_kwargs or {})
     parsed = _spec_of(spec)
     name = parsed.name

@@ -9,6 +9,7 @@
     │   ├── StoreFormatError        the store's format-version file is missing a known version
     │   ├── InvalidPathError (ValueError)   a file path breaks Pachyderm's path rules (``path``)
     │   ├── InvalidNameError (ValueError)   a repo or branch name is not allowed (``name``)
+    │   ├── InvalidURLError (ValueError)    a store URL no store can be opened at (``url``)
     │   ├── NotFoundError (LookupError)     repo / branch / commit / file does not exist
     │   │   ├── RepoNotFound
     │   │   ├── BranchNotFound
@@ -63,6 +64,7 @@ __all__ = [
     "GlobError",
     "InvalidNameError",
     "InvalidPathError",
+    "InvalidURLError",
     "JobFailed",
     "JobKilled",
     "JobNotFound",
@@ -148,6 +150,12 @@ class InvalidNameError(StoreError, ValueError):
     """A repo, branch or pipeline name is not allowed."""
 
     name: str = ""
+
+
+class InvalidURLError(StoreError, ValueError):
+    """A store URL names no store this package can open (protocol, bucket, user info)."""
+
+    url: str = ""
 
 
 class NotFoundError(StoreError, LookupError):

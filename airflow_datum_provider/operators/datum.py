@@ -14,8 +14,9 @@ the engine as usual.
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
@@ -34,6 +35,8 @@ __all__ = [
     "CreateDatumsOperator",
     "MergeOutputsOperator",
     "ProcessDatumsOperator",
+    "check_python_callable",
+    "check_store_arg",
 ]
 
 FAILED_IDS_CAP = 100
@@ -44,10 +47,76 @@ DRY_RUN_REASON = "dry run"
 DRY_RUN_XCOM_KEY = "dry_run"
 
 
+def check_store_arg(store: Any) -> None:
+    """Refuse a ``store=`` no task could open, at DAG-parse time and without any I/O.
+
+    ``None``, a ``Store`` and an ``ObjectStoragePath`` are checked when the task runs; a string
+    or path must be a folder or a supported URL without user info (:func:`check_store_url`).
+    """
+    import os
+
+    from airflow_datum_provider.core.store import check_store_url
+
+    if store is None or (hasattr(store, "fs") and hasattr(store, "path")):
+        return
+    from airflow_datum_provider.core.store import Store
+
+    if isinstance(store, Store):
+        return
+    if isinstance(store, os.PathLike):
+        store = os.fspath(store)
+    if not isinstance(store, str) or not store.strip():
+        raise TypeError(
+            f"store: expected a folder, a store URL (file://, memory://, s3://bucket/prefix), an "
+            f"ObjectStoragePath or None, got {type(store).__name__} {str(store)[:60]!r}"
+        )
+    check_store_url(store)
+
+
+def check_python_callable(fn: Any) -> None:
+    """``python_callable`` must be a function of the datum context or a ``module:function``."""
+    if fn is None or callable(fn):
+        return
+    if isinstance(fn, str):
+        module, sep, attr = fn.partition(":")
+        if sep and module.strip() and attr.strip():
+            return
+    raise TypeError(
+        "python_callable: expected a function of the datum context or a 'module:function' "
+        f"string, got {type(fn).__name__} {str(fn)[:60]!r}"
+    )
+
+
+@contextlib.contextmanager
+def _one_line(what: str) -> Iterator[None]:
+    """Turn errors a person must fix into one line: no traceback of this package's insides.
+
+    This package's own errors (a bad URL, a missing repo or pipeline, a bad connection) fail
+    the task without retry; an ``OSError`` (a store folder that cannot be made, a network
+    error) fails it with one line and lets Airflow retry.
+    """
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from airflow_datum_provider.core.errors import DatumError
+
+    try:
+        yield
+    except (DatumError, ValueError, TypeError) as exc:
+        text = str(exc)
+        if not text.startswith(what.split(" ", 1)[0]):  # "pipeline x: pipeline 'x' not found"
+            text = f"{what}: {text}"
+        raise AirflowFailException(text) from None
+    except OSError as exc:
+        raise AirflowException(f"{what}: {exc}") from None
+
+
 def _store(store: Any) -> Store:
+    from airflow_datum_provider.core.store import redact_url
     from airflow_datum_provider.hooks.store import resolve_store
 
-    return resolve_store(store)
+    shown = "" if not isinstance(store, str) else f" {redact_url(store)}"
+    with _one_line(f"store{shown}"):
+        return resolve_store(store)
 
 
 def _origin(context: Context) -> str:
@@ -137,6 +206,7 @@ class CreateDatumsOperator(BaseOperator):
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        check_store_arg(store)
         self.pipeline = pipeline
         self.spec = None if spec is None else _spec_of(spec).to_dict()
         self.store = store
@@ -204,9 +274,11 @@ class CreateDatumsOperator(BaseOperator):
         except ValueError as exc:
             raise AirflowFailException(str(exc)) from None
         store = _store(self.store)
-        self._ensure_pipeline(store)
+        with _one_line(f"pipeline {self.pipeline}"):
+            self._ensure_pipeline(store)
         self._wait_for_earlier_jobs(store)
-        spec = JobRecords(store).pipeline(self.pipeline).spec
+        with _one_line(f"pipeline {self.pipeline}"):
+            spec = JobRecords(store).pipeline(self.pipeline).spec
         max_sets = _max_map_length()
         if spec.datum_set_spec is None:
             max_sets = min(max_sets, spec.parallelism)
@@ -270,8 +342,11 @@ class ProcessDatumsOperator(BaseOperator):
     :param batch_config: a ``BatchConfig`` (or its dict form) to run the set's datums through the
         batch executor: ``max_workers`` threads, fail-fast (see ``docs/batch.md``).
 
-    Returns ``{"set", "success", "failed", "recovered", "failed_datums", "seconds"}`` with at
-    most :data:`FAILED_IDS_CAP` failed ids.
+    Returns ``{"set", "pipeline", "job", "success", "failed", "recovered", "failed_datums",
+    "download_bytes", "upload_bytes", "process_seconds", "seconds"}``: the counts per state, at
+    most :data:`FAILED_IDS_CAP` failed ids, the bytes the datums read and wrote, the seconds
+    spent in user code and the task's own wall time. The task log has one line per datum and a
+    progress line at least every :data:`~._progress.PROGRESS_EVERY` seconds.
     """
 
     template_fields: Sequence[str] = ("set_ref",)
@@ -285,11 +360,14 @@ class ProcessDatumsOperator(BaseOperator):
         python_callable: Callable[[Any], Any] | None = None,
         batch_config: Any = None,
         map_index_template: str | None = (
-            "set {{ task.set_ref['set'] }} · {{ task.set_ref['datums'] }} datums"
+            "set {{ task.set_ref['set'] }} · {{ task.set_ref['datums'] }} "
+            "datum{{ '' if task.set_ref['datums'] == 1 else 's' }}"
         ),
         **kwargs: Any,
     ) -> None:
         super().__init__(map_index_template=map_index_template, **kwargs)
+        check_store_arg(store)
+        check_python_callable(python_callable)
         self.set_ref = set_ref
         self.store = store
         self.python_callable = python_callable
@@ -307,9 +385,9 @@ class ProcessDatumsOperator(BaseOperator):
         from airflow_datum_provider.core import SetRef, run_set
         from airflow_datum_provider.core.errors import JobKilled
 
-        ref = SetRef.from_dict(self.set_ref)
+        with _one_line("set_ref"):
+            ref = SetRef.from_dict(self.set_ref)
         store = _store(self.store)
-        log = DatumLog(self.log, total=ref.datums, ref=ref)
         started = time.monotonic()
         executor = None
         if self.batch_config is not None:
@@ -317,18 +395,19 @@ class ProcessDatumsOperator(BaseOperator):
 
             executor = datum_executor(self.batch_config)
         try:
-            summary = run_set(
-                store,
-                ref,
-                python=self.python_callable,
-                on_datum=log.datum,
-                datum_executor=executor,
-            )
+            with DatumLog(self.log, total=ref.datums, ref=ref) as log:
+                summary = run_set(
+                    store,
+                    ref,
+                    python=self.python_callable,
+                    on_datum=log.datum,
+                    datum_executor=executor,
+                )
         except JobKilled as exc:
             raise AirflowFailException(str(exc)) from None
-        log.done()
         result = summary.to_dict()
         result["failed_datums"] = list(summary.failed_datums[:FAILED_IDS_CAP])
+        result.update(log.totals())
         result["seconds"] = round(time.monotonic() - started, 3)
         return result
 
@@ -361,6 +440,7 @@ class MergeOutputsOperator(BaseOperator):
     ) -> None:
         kwargs.setdefault("trigger_rule", "none_failed")
         super().__init__(**kwargs)
+        check_store_arg(store)
         self.pipeline = pipeline
         self.create_task_id = create_task_id
         self.summaries = summaries
@@ -390,7 +470,8 @@ class MergeOutputsOperator(BaseOperator):
         summaries = list(self.summaries[:]) if self.summaries else []
         failed = sum(int(s.get("failed", 0)) for s in summaries if isinstance(s, Mapping))
         store = _store(self.store)
-        job = JobRecords(store).job(pointer["pipeline"], pointer["id"])
+        with _one_line(f"pipeline {pointer['pipeline']}"):
+            job = JobRecords(store).job(pointer["pipeline"], pointer["id"])
         self.log.info("job %s: merging %d sets (%d failed datums)", job.id, len(summaries), failed)
         if job.done and job.reason == DRY_RUN_REASON:
             from airflow.sdk.exceptions import AirflowSkipException

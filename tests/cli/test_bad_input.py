@@ -26,12 +26,14 @@ def _error_line(proc: object) -> str:
         ("", "store URL '': not a path or URL"),
         ("   ", "store URL '   ': not a path or URL"),
         ("s3://", "store URL s3://: needs a bucket"),
+        ("s3://AKID:Sekr3t-7f3a9@bucket/s", "store URL s3://***@bucket/s: must not carry user"),
     ],
-    ids=["ftp", "empty", "blank", "no-bucket"],
+    ids=["ftp", "empty", "blank", "no-bucket", "user-info"],
 )
 def test_bad_store_url_is_one_line(run: Run, url: str, expected: str) -> None:
     proc = run("--store", url, "list", "repo", code=1, store=False)
     assert expected in _error_line(proc)
+    assert b"Sekr3t" not in proc.stderr + proc.stdout  # type: ignore[attr-defined]
 
 
 def test_empty_store_does_not_fall_back_to_the_default(run: Run, clean_env: dict[str, str]) -> None:

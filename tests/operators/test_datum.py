@@ -306,3 +306,89 @@ def test_a_pipeline_behind_a_branch_not_taken_is_skipped_not_failed(
     states = _states("behind_a_branch", run.run_id)
     assert {states[f"shout.{t}"] for t in ("create_datums", "merge_outputs")} == {"skipped"}
     assert not Store.open(url).repo_exists("shout")  # nothing was created
+
+
+SPEC = {
+    "pipeline": {"name": "shout"},
+    "input": {"pfs": {"repo": "words", "glob": "/*"}},
+    "transform": {"cmd": ["true"]},
+}
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"store": "s3://AKID:Sekr3t-7f3a9@bucket/store"}, "store URL s3://***@bucket/store: must"),
+        ({"store": "ftp://host/x"}, "store URL ftp://host/x: protocol `ftp` is not supported"),
+        ({"store": "s3://"}, "store URL s3://: needs a bucket"),
+        ({"store": 42}, "store: expected a folder, a store URL"),
+        ({"python_callable": "upper"}, "python_callable: expected a function of the datum"),
+        ({"python_callable": 3}, "python_callable: expected a function of the datum"),
+    ],
+    ids=["user-info", "protocol", "no-bucket", "type", "bare-name", "not-callable"],
+)
+def test_a_bad_store_or_callable_is_a_parse_time_error(
+    airflow_home: Path, kwargs: dict[str, Any], expected: str
+) -> None:
+    import pendulum
+    from airflow.sdk import DAG
+
+    from airflow_datum_provider import DatumPipeline
+
+    with (
+        DAG("bad_args", schedule=None, start_date=pendulum.datetime(2026, 1, 1)),
+        pytest.raises((ValueError, TypeError)) as caught,
+    ):
+        DatumPipeline(SPEC, **kwargs)
+    text = str(caught.value)
+    assert text.startswith(expected), text
+    assert "\n" not in text
+    assert "Sekr3t" not in text
+    with DAG("good_args", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+        DatumPipeline(SPEC, store="s3://bucket/store", python_callable="tests.mod:fn")
+
+
+def test_bad_input_at_run_time_fails_the_task_in_one_line_without_retry(
+    airflow_home: Path, tmp_path: Path
+) -> None:
+    from airflow.sdk.exceptions import AirflowException, AirflowFailException
+
+    from airflow_datum_provider.operators.datum import (
+        CreateDatumsOperator,
+        MergeOutputsOperator,
+        ProcessDatumsOperator,
+    )
+
+    url = str(tmp_path / "store")
+    create = CreateDatumsOperator(task_id="c", pipeline="shout", spec=SPEC, store=url)
+    with pytest.raises(AirflowFailException) as caught:  # the usual first mistake
+        create.execute({})  # type: ignore[arg-type]
+    assert str(caught.value) == "pipeline shout: input: repo 'words' not found"
+
+    missing = CreateDatumsOperator(task_id="m", pipeline="nope", store=url)
+    with pytest.raises(AirflowFailException, match=r"^pipeline 'nope' not found"):
+        missing.execute({})  # type: ignore[arg-type]
+
+    blocked = tmp_path / "file"
+    blocked.write_text("a file, so no store folder can be made below it")
+    process = ProcessDatumsOperator(
+        task_id="p",
+        set_ref={"pipeline": "shout", "job": "0" * 32, "set": 0},
+        store=str(blocked / "s"),
+    )
+    with pytest.raises(AirflowException) as caught_os:  # OSError: one line, and Airflow retries
+        process.execute({})  # type: ignore[arg-type]
+    assert not isinstance(caught_os.value, AirflowFailException)
+    assert str(caught_os.value).startswith(f"store {blocked / 's'}: [Errno 20] Not a directory")
+
+    bad_ref = ProcessDatumsOperator(task_id="r", set_ref={"set": 0}, store=url)
+    with pytest.raises(AirflowFailException, match=r"^set_ref: set ref .*needs pipeline, job"):
+        bad_ref.execute({})  # type: ignore[arg-type]
+
+    class _TI:
+        def xcom_pull(self, **_: Any) -> dict[str, str]:
+            return {"pipeline": "shout", "id": "f" * 32}
+
+    merge = MergeOutputsOperator(task_id="g", pipeline="shout", create_task_id="c", store=url)
+    with pytest.raises(AirflowFailException, match=r"^pipeline shout: job .*not found"):
+        merge.execute({"ti": _TI()})  # type: ignore[arg-type]

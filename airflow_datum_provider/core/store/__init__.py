@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from airflow_datum_provider.core.store._backend import check_store_url, redact_url
 from airflow_datum_provider.core.store.manifest import Entry, Manifest
 from airflow_datum_provider.core.store.paths import check_name, clean_path
 from airflow_datum_provider.core.store.store import (
@@ -31,5 +32,7 @@ __all__ = [
     "RepoInfo",
     "Store",
     "check_name",
+    "check_store_url",
     "clean_path",
+    "redact_url",
 ]

@@ -27,9 +27,17 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import IO, Any, Protocol
 
-from airflow_datum_provider.core.errors import ConflictError, StoreError
+from airflow_datum_provider.core.errors import ConflictError, InvalidURLError, StoreError
 
-__all__ = ["Backend", "FsspecBackend", "LocalBackend", "open_backend", "put_immutable"]
+__all__ = [
+    "Backend",
+    "FsspecBackend",
+    "LocalBackend",
+    "check_store_url",
+    "open_backend",
+    "put_immutable",
+    "redact_url",
+]
 
 
 class Backend(Protocol):
@@ -286,6 +294,47 @@ class FsspecBackend:
 _PROTOCOLS = ("memory", "s3", "s3a")
 
 
+def redact_url(url: str) -> str:
+    """``url`` with any user info (``key:secret@``) replaced by ``***@``, cut to 200 chars."""
+    scheme, sep, rest = url.partition("://")
+    netloc, slash, path = rest.partition("/")
+    if sep and "@" in netloc:
+        netloc = "***@" + netloc.rpartition("@")[2]
+    return f"{scheme}{sep}{netloc}{slash}{path}"[:200]
+
+
+def check_store_url(url: str) -> None:
+    """Refuse a store URL this package cannot open, without any I/O (at DAG-parse time too).
+
+    A plain path is always fine. A URL needs a supported protocol (``file``, ``memory``, ``s3``),
+    a bucket for ``s3://``, and no user info: credentials in a URL would end up in logs and
+    task metadata (they belong in an Airflow connection or the environment). The message never
+    repeats the user info.
+    """
+    if "://" not in url:
+        return
+    protocol, _, rest = url.partition("://")
+    shown = redact_url(url)
+    if "@" in rest.partition("/")[0]:
+        raise InvalidURLError(
+            f"store URL {shown}: must not carry user info (user@ or key:secret@); put "
+            "credentials in an Airflow connection (type datum_store) or the environment",
+            url=shown,
+        )
+    if protocol in ("file", "local"):
+        return
+    if protocol not in _PROTOCOLS:
+        # Checked before fsspec builds anything: a half-built filesystem (FTP's) prints a
+        # traceback from its __del__.
+        raise InvalidURLError(
+            f"store URL {shown}: protocol `{protocol:.20}` is not supported; use a folder, "
+            "file://, memory:// or s3:// (the store needs an atomic create-if-absent)",
+            url=shown,
+        )
+    if protocol != "memory" and not rest.strip("/"):
+        raise InvalidURLError(f"store URL {shown}: needs a bucket (s3://bucket/prefix)", url=shown)
+
+
 def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> Backend:
     """Open a backend for a path, a URL, or a UPath-like object (``.fs`` and ``.path``)."""
     options = dict(storage_options or {})
@@ -302,21 +351,12 @@ def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> 
             f"store URL {url!r:.100}: not a path or URL; give a folder, file://, memory:// or "
             "s3://bucket/prefix"
         )
+    check_store_url(url)
     if "://" not in url:
         return LocalBackend(Path(url).expanduser().absolute())
     protocol, _, rest = url.partition("://")
     if protocol in ("file", "local"):
         return LocalBackend(Path(rest).expanduser().absolute())
-    if protocol not in _PROTOCOLS:
-        # Checked before fsspec builds anything: a half-built filesystem (FTP's) prints a
-        # traceback from its __del__.
-        raise StoreError(
-            f"store URL {url:.200}: protocol `{protocol:.20}` is not supported; use a folder, "
-            "file://, memory:// or s3:// (the store needs an atomic create-if-absent)",
-            url=url[:200],
-        )
-    if protocol != "memory" and not rest.strip("/"):
-        raise StoreError(f"store URL {url:.200}: needs a bucket (s3://bucket/prefix)", url=url)
     import fsspec
 
     if protocol in ("s3", "s3a"):
@@ -324,7 +364,7 @@ def open_backend(url: Any, storage_options: Mapping[str, Any] | None = None) -> 
     try:
         fs = fsspec.filesystem(protocol, **options)
     except (ImportError, ValueError) as exc:
-        raise StoreError(f"store URL {url!r}: cannot open protocol {protocol!r}: {exc}") from exc
+        raise StoreError(f"store URL {url}: cannot open protocol {protocol!r}: {exc}") from exc
     root = rest.rstrip("/")
     if protocol == "memory":
         root = "/" + root.lstrip("/")

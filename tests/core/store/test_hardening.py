@@ -113,3 +113,37 @@ def test_finish_with_expected_parent_refuses_a_moved_branch(store: Store) -> Non
     assert [c.id for c in store.list_open_commits("r")] == [late.id]
     done = late.finish(expected_parent=other.id)
     assert done.parent == other.id
+
+
+@pytest.mark.parametrize(
+    ("url", "expected"),
+    [
+        ("s3://AKID:Sekr3t-7f3a9@bucket/store", "store URL s3://***@bucket/store: must not carry"),
+        ("s3://someone@bucket", "store URL s3://***@bucket: must not carry user info"),
+        ("file://me@host/x", "store URL file://***@host/x: must not carry user info"),
+        ("nosuch://x/y", "store URL nosuch://x/y: protocol `nosuch` is not supported"),
+        ("s3://", "store URL s3://: needs a bucket"),
+        ("s3:///", "store URL s3:///: needs a bucket"),
+    ],
+)
+def test_a_store_url_is_checked_without_io_and_never_repeats_a_secret(
+    url: str, expected: str
+) -> None:
+    from airflow_datum_provider.core.store import check_store_url
+
+    with pytest.raises(StoreError) as caught:
+        check_store_url(url)
+    assert str(caught.value).startswith(expected)
+    assert "Sekr3t" not in str(caught.value)
+    assert "AKID" not in str(caught.value)
+    with pytest.raises(StoreError, match="^" + expected.replace("*", r"\*")):
+        Store.open(url)
+
+
+@pytest.mark.parametrize(
+    "url", ["relative/folder", "/abs/folder", "file:///x", "memory://m", "s3://b/p"]
+)
+def test_good_store_urls_pass_the_check(url: str) -> None:
+    from airflow_datum_provider.core.store import check_store_url
+
+    check_store_url(url)
