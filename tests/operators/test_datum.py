@@ -91,6 +91,25 @@ def test_the_issue_example_runs_then_skips_unchanged(airflow_db: Path, tmp_path:
     assert sum(r["datums"] for r in refs) == 10
     job = values[("shout.merge_outputs", -1)]
     assert (job["state"], job["processed"], job["skipped"], job["total"]) == ("success", 10, 0, 10)
+    summaries = [v for (task, _), v in values.items() if task == "shout.process_datums"]
+    assert sum(s["download_bytes"] for s in summaries) == sum(len(f"word {i}") for i in range(10))
+    assert sum(s["upload_bytes"] for s in summaries) == sum(len(f"WORD {i}") for i in range(10))
+    assert {s["set"] for s in summaries} == {r["set"] for r in refs}
+
+    from airflow.models import TaskInstance
+    from airflow.utils.session import create_session
+
+    with create_session() as session:
+        shown = {
+            ti.rendered_map_index
+            for ti in session.query(TaskInstance).filter_by(
+                dag_id="shout", run_id=run.run_id, task_id="shout.process_datums"
+            )
+        }
+    noun = {1: "datum"}
+    assert shown == {
+        f"set {r['set']} · {r['datums']} {noun.get(r['datums'], 'datums')}" for r in refs
+    }
 
     _seed(url, {"w3.txt": "changed"})
     run = _shout("shout", url, upper).test()
