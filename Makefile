@@ -21,9 +21,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/python -m airflow_datum_provider.demo
 
-# The example DAGs in the Airflow UI at http://localhost:8080 (Ctrl-C stops it).
+# The example DAGs in the Airflow UI at http://localhost:8080 (Ctrl-C stops it), after seeding
+# their input repos (texts, notes, lines, readings, parameters, words) from examples/data/ into
+# the store the DAGs use ($DATUM_STORE, else the default folder); a repo with data is left as is.
 airflow: $(STAMP)
 	@mkdir -p .airflow
+	$(BIN)/python -m airflow_datum_provider.demo seed
 	@echo "Airflow UI: http://localhost:8080  login: admin, password: printed below by airflow standalone"
 	@echo "(also in .airflow/simple_auth_manager_passwords.json.generated); store: $${DATUM_STORE:-the default folder}"
 	$(AIRFLOW_ENV) $(BIN)/airflow standalone

@@ -4,6 +4,10 @@ It runs real ``datumctl`` commands on the files of ``examples/`` (left in place,
 command it prints can be typed again) against the embedded default store (or ``DATUM_STORE``):
 what it prints is what a user would type and see. Running it again adds new commits and jobs:
 it is idempotent in the sense that it never fails on what an earlier run left behind.
+
+``python -m airflow_datum_provider.demo seed`` (what ``make airflow`` runs before it starts
+Airflow) only seeds the input repos of every example DAG in ``dags/`` from ``examples/data/``,
+leaving a repo that already has data as it is.
 """
 
 from __future__ import annotations
@@ -13,15 +17,29 @@ import shlex
 import subprocess
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from airflow_datum_provider.cli._store import default_store_url
 
-__all__ = ["EXAMPLES", "activate_hint", "main"]
+if TYPE_CHECKING:
+    from airflow_datum_provider.core.store import Store
+
+__all__ = ["EXAMPLES", "SEEDED_REPOS", "activate_hint", "main", "seed_examples"]
 
 # The repository's examples/ folder: specs, input data and a README (not part of the wheel).
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = ROOT / "examples"
 DAGS = ROOT / "dags"
+
+# The input repos of the example DAGs in dags/, each seeded from examples/data/<repo>/.
+SEEDED_REPOS = {
+    "texts": "Texts to count",  # word_count (and the datumctl walkthrough)
+    "notes": "Notes to shout",  # incremental
+    "lines": "Lines to reverse",  # pachyderm_spec
+    "readings": "Station readings",  # join
+    "parameters": "Station parameters",  # join
+    "words": "Words to title-case",  # task_datum
+}
 
 
 def _datumctl(*args: str, check: bool = True) -> None:
@@ -70,6 +88,41 @@ def _airflow_part(store: str) -> None:
     print("\nTrigger it from the UI with: make airflow")
 
 
+def _has_data(store: Store, repo: str) -> bool:
+    head = store.branch_head(repo, "master") if store.repo_exists(repo) else None
+    return head is not None and next(iter(store.list_files(repo, head, "/")), None) is not None
+
+
+def _seed(store: Store, repo: str, *, reset: bool) -> None:
+    """Create ``repo`` if needed and put ``examples/data/<repo>/`` into its master branch.
+
+    With ``reset`` the files are put again even if the repo has data (the walkthrough starts
+    from the same texts every time); without it a repo that has data is left as it is.
+    """
+    if not store.repo_exists(repo):
+        _datumctl("create", "repo", repo, "-d", SEEDED_REPOS[repo])
+    elif not reset and _has_data(store, repo):
+        print(f"# repo {repo} has data: left as it is")
+        return
+    _datumctl("put", "file", f"{repo}@master:/", "-r", "-f", f"data/{repo}")
+
+
+def seed_examples(store_url: str | None = None) -> None:
+    """Seed the input repos of every example DAG (:data:`SEEDED_REPOS`); idempotent.
+
+    What ``make airflow`` runs first, so that each example DAG triggered from the UI finds its
+    input. A repo that exists and has files on ``master`` is left as it is.
+    """
+    from airflow_datum_provider.core.store import Store
+
+    url = store_url or os.environ.get("DATUM_STORE") or default_store_url()
+    os.environ["DATUM_STORE"] = url  # what the datumctl commands below use
+    print(f"Seeding the example DAGs' input repos in {url} from {EXAMPLES}/data")
+    store = Store.open(url)
+    for repo in SEEDED_REPOS:
+        _seed(store, repo, reset=False)
+
+
 def activate_hint() -> str:
     """The shell line that puts this interpreter's ``datumctl`` on PATH."""
     bin_dir = Path(sys.executable).parent
@@ -90,9 +143,7 @@ def main() -> None:
     from airflow_datum_provider.core.store import Store
 
     existing = Store.open(store)
-    if not existing.repo_exists("texts"):
-        _datumctl("create", "repo", "texts", "-d", "Texts to count")
-    _datumctl("put", "file", "texts@master:/", "-r", "-f", "data/texts")
+    _seed(existing, "texts", reset=True)
     _datumctl("list", "file", "texts@master:/")
     _datumctl("list", "commit", "texts@master", "-n", "3")
 
@@ -114,4 +165,9 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["seed"]:
+        seed_examples()
+    elif sys.argv[1:]:
+        raise SystemExit("usage: python -m airflow_datum_provider.demo [seed]")
+    else:
+        main()

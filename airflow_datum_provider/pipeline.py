@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import sys
+import warnings
 from collections.abc import Callable, Mapping
-from typing import Any
+from os import PathLike
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from airflow_datum_provider.core.spec import PipelineSpec
 
 __all__ = ["DatumPipeline"]
+
+# (DAG file, line, message) of every ignored-field warning this process has shown; see _parse.
+_WARNED: set[tuple[str, int, str]] = set()
 
 
 def DatumPipeline(  # a factory that reads like the TaskGroup it builds
@@ -43,7 +52,6 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
         CreateDatumsOperator,
         MergeOutputsOperator,
         ProcessDatumsOperator,
-        _spec_of,
         check_python_callable,
         check_store_arg,
     )
@@ -58,7 +66,7 @@ def DatumPipeline(  # a factory that reads like the TaskGroup it builds
     check_store_arg(store)
     check_python_callable(python_callable)
     pod_kwargs = dict(pod_kwargs or {})
-    parsed = _spec_of(spec)
+    parsed = _parse(spec)
     name = parsed.name
     inlets = sorted({(leaf.repo, leaf.branch) for leaf in iter_pfs_inputs(parsed.input)})
     _add_run_params()
@@ -106,3 +114,49 @@ def _add_run_params() -> None:
     if dag is None or any(key in dag.params for key in RUN_OPTION_KEYS):
         return
     dag.params.update(run_params())
+
+
+def _parse(spec: Any) -> PipelineSpec:
+    """Parse ``spec``, showing each ignored-field warning once per ``DatumPipeline(...)`` line.
+
+    Airflow runs a DAG file more than once in one process (``airflow dags test`` parses it to
+    sync the DAG, and again inside ``dag.test()``), and its DagBag records warnings with
+    ``catch_warnings``, which resets the registry that makes Python show a warning once per
+    place: so each parse printed the warning again. The warning is shown once per DAG-file line,
+    points at that line (not at the parser), and names the spec file or the pipeline.
+    """
+    from airflow_datum_provider.core.spec import UnsupportedFieldWarning
+    from airflow_datum_provider.operators.datum import _spec_of
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", UnsupportedFieldWarning)
+        parsed = _spec_of(spec)
+    filename, lineno, module = _caller()
+    source = str(spec) if isinstance(spec, str | PathLike) else f"pipeline {parsed.name}"
+    for warning in caught:
+        if not issubclass(warning.category, UnsupportedFieldWarning):
+            warnings.warn_explicit(
+                warning.message, warning.category, warning.filename, warning.lineno
+            )
+            continue
+        key = (filename, lineno, str(warning.message))
+        if key not in _WARNED:
+            _WARNED.add(key)
+            warnings.warn_explicit(
+                f"{source}: {warning.message}",
+                UnsupportedFieldWarning,
+                filename,
+                lineno,
+                module=module,
+            )
+    return parsed
+
+
+def _caller() -> tuple[str, int, str]:
+    """File, line and module of the innermost frame outside this package (the DAG file)."""
+    frame = sys._getframe(1)
+    while frame.f_back is not None and str(frame.f_globals.get("__name__", "")).startswith(
+        "airflow_datum_provider."
+    ):
+        frame = frame.f_back
+    return frame.f_code.co_filename, frame.f_lineno, str(frame.f_globals.get("__name__", ""))

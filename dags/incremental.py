@@ -1,8 +1,13 @@
 """Incremental processing: only the datums that changed run again.
 
 One datum per file of ``notes`` (glob ``/*``). Run it, change one file
-(``datumctl put file notes@master:/a.txt -f a.txt``), run it again: the job reports
-1 processed and the rest skipped, and the unchanged outputs are carried forward.
+(``echo "buy bread" | datumctl put file notes@master:/a.txt``), run it again: the job reports
+1 processed and the rest skipped (``datumctl list job -p loud_notes``), and the unchanged
+outputs are carried forward.
+
+``make airflow`` seeds ``notes`` from ``examples/data/notes``; by hand, from the project's
+folder: ``datumctl create repo notes`` then
+``datumctl put file notes@master:/ -r -f examples/data/notes``.
 """
 
 from __future__ import annotations

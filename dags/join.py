@@ -3,6 +3,11 @@
 ``readings`` holds ``/<station>.csv`` and ``parameters`` holds ``/<station>.json``; both globs
 capture the station name and ``join_on: $1`` pairs the files that share it. A station with
 readings but no parameters makes no datum (no ``outer_join``).
+
+``make airflow`` seeds both from ``examples/data/readings`` and ``examples/data/parameters``
+(``lima`` has readings only); by hand, from the project's folder, for each of the two repos:
+``datumctl create repo readings`` then
+``datumctl put file readings@master:/ -r -f examples/data/readings``.
 """
 
 from __future__ import annotations

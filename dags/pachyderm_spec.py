@@ -4,6 +4,10 @@
 included): a ``cmd`` + ``stdin`` shell script that reads ``/pfs/lines/...`` and writes
 ``/pfs/out``. ``DatumPipeline`` takes the file's path; the command runs on the Airflow worker
 (``transform.image`` is ignored by the local runtime).
+
+``make airflow`` seeds ``lines`` from ``examples/data/lines``; by hand, from the project's
+folder: ``datumctl create repo lines`` then
+``datumctl put file lines@master:/ -r -f examples/data/lines``.
 """
 
 from __future__ import annotations

@@ -3,6 +3,10 @@
 ``title_case`` runs once per file of ``words``; ``letters`` takes ``title_case``'s output repo
 as its input (passing one decorated call to the other wires it) and counts the letters of
 each file.
+
+``make airflow`` seeds ``words`` from ``examples/data/words``; by hand, from the project's
+folder: ``datumctl create repo words`` then
+``datumctl put file words@master:/ -r -f examples/data/words``.
 """
 
 from __future__ import annotations

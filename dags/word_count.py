@@ -5,7 +5,10 @@
 ``wc_counts`` (glob ``/``) that sums every count into ``totals.txt``. Adding a text re-runs one
 map datum and the reduce; the other map datums are skipped.
 
-Seed it with ``datumctl create repo texts && datumctl put file texts@master:/ -r -f examples/texts``.
+``make airflow`` seeds ``texts`` from ``examples/data/texts`` (three short texts). By hand, from
+the project's folder: ``datumctl create repo texts`` then
+``datumctl put file texts@master:/ -r -f examples/data/texts``; after a run,
+``datumctl get file wc_totals@master:/totals.txt`` shows the top words.
 """
 
 from __future__ import annotations

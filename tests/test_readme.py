@@ -1,8 +1,13 @@
-"""Every ``sh`` block of README.md and examples/README.md runs as written, copy-pasted.
+"""The READMEs' and docs' blocks work as written, copy-pasted.
 
-Blocks that only call ``make`` (set-up: covered by ``test_demo.py`` and CI itself) are left
-out. Each block runs in a fresh ``bash -e`` from its README's folder, with a private ``HOME``
-and no ``DATUM_STORE``, so a block that needs a store has to make one the way a user would.
+Every ``sh`` block of README.md and examples/README.md runs. Blocks that only call ``make``
+(set-up: covered by ``test_demo.py`` and CI itself) are left out. Each block runs in a fresh
+``bash -e`` from its README's folder, with a private ``HOME`` and no ``DATUM_STORE``, so a
+block that needs a store has to make one the way a user would.
+
+Every ``python`` block of README.md and docs/*.md that is a whole DAG file (it has
+``with DAG(`` and no ``...`` placeholder; a block with ``...`` is an excerpt) is saved as a file
+and loaded into a DagBag, which must find a DAG and no import error.
 """
 
 from __future__ import annotations
@@ -18,6 +23,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 READMES = [ROOT / "README.md", ROOT / "examples" / "README.md"]
 _BLOCK = re.compile(r"^```sh\n(.*?)^```", re.S | re.M)
+_PYTHON = re.compile(r"^```python\n(.*?)^```", re.S | re.M)
+DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 
 
 def _blocks() -> list[tuple[str, Path, str]]:
@@ -68,3 +75,36 @@ def test_readme_block_runs(name: str, cwd: Path, body: str, tmp_path: Path) -> N
     assert proc.returncode == 0, f"{name} failed:\n{proc.stdout}\n{proc.stderr}"
     assert "Traceback" not in proc.stderr
     assert "datumctl: error" not in proc.stderr
+
+
+def _dag_files() -> list[tuple[str, str]]:
+    found = []
+    for doc in DOCS:
+        for n, match in enumerate(_PYTHON.finditer(doc.read_text(encoding="utf-8"))):
+            body = match.group(1)
+            if "with DAG(" in body and "..." not in body:
+                found.append((f"{doc.relative_to(ROOT)}#python{n}", body))
+    return found
+
+
+def test_the_docs_have_whole_dag_files() -> None:
+    docs = [name.partition("#")[0] for name, _ in _dag_files()]
+    assert docs.count("README.md") == 1, docs
+    assert docs.count("docs/airflow.md") >= 2, docs  # PutFilesOperator, run options
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize(("name", "body"), _dag_files(), ids=[b[0] for b in _dag_files()])
+def test_dag_file_block_imports(
+    name: str, body: str, tmp_path: Path, airflow_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The block as a DAG file: its imports are all there and it builds a DAG."""
+    from airflow.dag_processing.dagbag import DagBag
+
+    monkeypatch.setenv("DATUM_STORE", str(tmp_path / "store"))  # never touched at parse time
+    folder = tmp_path / "dags"
+    folder.mkdir()
+    (folder / "block.py").write_text(body, encoding="utf-8")
+    bag = DagBag(dag_folder=str(folder))
+    assert bag.import_errors == {}, f"{name}:\n" + "\n".join(bag.import_errors.values())
+    assert bag.dags, f"{name} defines no DAG"

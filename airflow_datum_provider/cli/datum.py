@@ -23,8 +23,14 @@ from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import verb
 from airflow_datum_provider.cli.pipeline import spec_warnings
 from airflow_datum_provider.core.datum import Datum
+from airflow_datum_provider.core.errors import SpecError
 from airflow_datum_provider.core.plan import list_datums, pin_inputs
-from airflow_datum_provider.core.spec import Input, PipelineSpec, parse_spec_or_input
+from airflow_datum_provider.core.spec import (
+    Input,
+    PipelineSpec,
+    in_spec_file,
+    parse_spec_or_input,
+)
 from airflow_datum_provider.core.store import Store
 
 __all__ = ["datum_record", "list_datum", "spec_datums"]
@@ -52,8 +58,11 @@ def list_datum(store: Store, job: str | None, spec_file: str | None, output: Out
     if job is not None and spec_file is not None:
         raise click.UsageError("give -f SPEC or [PIPELINE@]JOB, not both")
     if spec_file is not None:
-        with spec_warnings():  # `datumctl: warning: ...` lines, as create pipeline prints them
-            datums = spec_datums(store, _read(spec_file))
+        try:
+            with spec_warnings():  # `datumctl: warning: ...` lines, as create pipeline prints them
+                datums = spec_datums(store, _read(spec_file))
+        except SpecError as exc:
+            raise in_spec_file(exc, "<stdin>" if spec_file == "-" else spec_file) from None
         _print(datums, output, status="-")
         return
     assert job is not None
@@ -73,8 +82,11 @@ def _list_job_datums(store: Store, pipeline: str | None, job: str, output: Outpu
 def _read(spec_file: str) -> str:
     if spec_file == "-":
         return sys.stdin.read()
-    with open(spec_file, encoding="utf-8") as fh:
-        return fh.read()
+    try:
+        with open(spec_file, encoding="utf-8") as fh:
+            return fh.read()
+    except UnicodeDecodeError:
+        raise SpecError(f"{spec_file}: not UTF-8 text", path=spec_file) from None
 
 
 def spec_datums(store: Store, text: str) -> Iterator[Datum]:

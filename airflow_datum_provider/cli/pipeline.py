@@ -25,7 +25,7 @@ from airflow_datum_provider.cli._output import (
 from airflow_datum_provider.cli._refs import is_commit_id
 from airflow_datum_provider.cli._store import pass_store
 from airflow_datum_provider.cli._verbs import examples_epilog, verb
-from airflow_datum_provider.core.errors import InvalidNameError
+from airflow_datum_provider.core.errors import InvalidNameError, SpecError
 from airflow_datum_provider.core.jobs import JobRecords
 from airflow_datum_provider.core.spec import (
     CronInput,
@@ -38,6 +38,7 @@ from airflow_datum_provider.core.spec import (
     UnionInput,
     UnsupportedFieldWarning,
     format_duration,
+    in_spec_file,
     iter_pfs_inputs,
     parse_specs,
 )
@@ -121,8 +122,11 @@ def _read_text(source: str) -> str:
             return data.decode("utf-8")
         except UnicodeDecodeError:
             raise CliError(f"-f {source:.200}: the spec is not UTF-8 text") from None
-    with open(source, encoding="utf-8") as fh:
-        return fh.read()
+    try:
+        with open(source, encoding="utf-8") as fh:
+            return fh.read()
+    except UnicodeDecodeError:
+        raise SpecError(f"{source}: not UTF-8 text", path=source) from None
 
 
 def _read_specs(source: str) -> tuple[PipelineSpec, ...]:
@@ -130,8 +134,11 @@ def _read_specs(source: str) -> tuple[PipelineSpec, ...]:
     from airflow_datum_provider.core.engine import local_runner_warnings
 
     text = _read_text(source)
-    with spec_warnings():
-        specs = parse_specs(text)
+    try:
+        with spec_warnings():
+            specs = parse_specs(text)
+    except SpecError as exc:
+        raise in_spec_file(exc, "<stdin>" if source == "-" else source) from None
     for spec in specs:
         for message in local_runner_warnings(spec):
             warn(message if len(specs) == 1 else f"pipeline {spec.name}: {message}")

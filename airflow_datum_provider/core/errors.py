@@ -3,7 +3,7 @@
 ::
 
     DatumError                      root; ``transient`` says whether a retry can help
-    ├── SpecError (ValueError)      a pipeline spec, input or option is malformed (``field``)
+    ├── SpecError (ValueError)      a pipeline spec, input or option is malformed (``field``, ``path``)
     │   └── GlobError               a glob pattern does not compile (``pattern``)
     ├── StoreError                  anything the versioned store refuses
     │   ├── StoreFormatError        the store's format-version file is missing a known version
@@ -107,11 +107,16 @@ def _rebuild(cls: type[DatumError], message: str, attrs: dict[str, Any]) -> Datu
 
 
 class SpecError(DatumError, ValueError):
-    """A pipeline spec, input spec or option is malformed; ``field`` names where."""
+    """A pipeline spec, input spec or option is malformed; ``field`` names where.
+
+    An error in a spec file names the file first (``path``); the field it was about is then
+    ``spec_field``.
+    """
 
     field: str = ""
     document: str = ""
     spec_field: str = ""
+    path: str = ""
 
     def __init__(self, message: str, *, field: str = "", **attrs: Any) -> None:
         super().__init__(f"{field}: {message}" if field else message, field=field, **attrs)

@@ -96,6 +96,7 @@ __all__ = [
     "FIELDS",
     "format_duration",
     "group",
+    "in_spec_file",
     "input_name",
     "input_to_dict",
     "iter_leaves",
@@ -109,6 +110,7 @@ __all__ = [
     "parse_spec",
     "parse_spec_or_input",
     "parse_specs",
+    "read_spec_file",
     "pfs",
     "union",
     "validate_input",
@@ -1439,14 +1441,48 @@ def parse_specs(
     return tuple(specs)
 
 
+def in_spec_file(exc: SpecError, source: str) -> SpecError:
+    """``exc`` as an error in the spec file ``source``: one line, ``SOURCE: field: message``.
+
+    The line and column, when the YAML/JSON parser gave them, are in the message already. The
+    new error keeps the class and attributes; the field moves to ``spec_field``.
+    """
+    if exc.path:
+        return exc
+    text = exc._bare if exc.field == "spec" else str(exc)  # "spec:" adds nothing to a file name
+    attrs = {k: v for k, v in exc._attrs.items() if k != "field"}
+    attrs["spec_field"] = exc.field or exc.spec_field
+    attrs["path"] = source
+    return type(exc)(f"{source}: {text}", **attrs)
+
+
+def read_spec_file(path: str | PathLike[str]) -> str:
+    """The text of a spec file; a missing, unreadable or non-UTF-8 file is a one-line error."""
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise SpecError(f"{path}: not UTF-8 text", path=str(path)) from None
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise SpecError(f"{path}: cannot read the spec file ({reason})", path=str(path)) from None
+
+
 def load_spec(path: str | PathLike[str]) -> PipelineSpec:
-    """Read and parse a pipeline spec file (JSON or YAML)."""
-    return parse_spec(Path(path).read_text(encoding="utf-8"))
+    """Read and parse a pipeline spec file (JSON or YAML); an error names the file."""
+    text = read_spec_file(path)
+    try:
+        return parse_spec(text)
+    except SpecError as exc:
+        raise in_spec_file(exc, str(path)) from None
 
 
 def load_specs(path: str | PathLike[str]) -> tuple[PipelineSpec, ...]:
     """Read and parse a file of one or several pipeline specs (see :func:`parse_specs`)."""
-    return parse_specs(Path(path).read_text(encoding="utf-8"))
+    text = read_spec_file(path)
+    try:
+        return parse_specs(text)
+    except SpecError as exc:
+        raise in_spec_file(exc, str(path)) from None
 
 
 def parse_spec_or_input(text_or_mapping: str | Mapping[str, Any]) -> PipelineSpec | Input:

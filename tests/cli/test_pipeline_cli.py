@@ -338,6 +338,35 @@ def test_user_errors_are_one_line(
     assert message in line
 
 
+@pytest.mark.parametrize("verb", ["create pipeline", "update pipeline", "list datum"])
+@pytest.mark.parametrize(
+    ("text", "error"),
+    [
+        (
+            "pipeline:\n  name: x\ninput: {pfs: {repo: a, glob: /*}\ntransform: {cmd: [sh]}\n",
+            "not valid JSON or YAML: expected ',' or '}', but got '<scalar>' (line 4, column 1)",
+        ),
+        ('{"pipeline": {"name": "x"},\n "input": 3,,}', "(line 2, column 13)"),
+        (
+            "pipeline: {name: x}\npipeline: {name: y}\n",
+            "key `pipeline` is given twice in one mapping (line 2)",
+        ),
+        ("\xff\xfe", "not UTF-8 text"),
+    ],
+    ids=["yaml", "json", "duplicate-key", "not-utf8"],
+)
+def test_a_spec_file_that_does_not_parse_is_one_line_naming_it(
+    store: Store, tmp_path: Path, verb: str, text: str, error: str
+) -> None:
+    spec = tmp_path / "bad.yaml"
+    spec.write_bytes(text.encode("latin-1") if text.startswith("\xff") else text.encode())
+    result = CliRunner().invoke(cli, ["--store", store.url, *verb.split(), "-f", str(spec)])
+    assert result.exit_code == 1, result.output
+    (line,) = result.output.splitlines()
+    assert line.startswith(f"datumctl: error: {spec}: ")
+    assert error in line
+
+
 def test_ignored_spec_fields_warn(store: Store, tmp_path: Path, counter: Path) -> None:
     put(store, {"/a.txt": b"alpha"})
     spec = write_spec(tmp_path / "s.json", counter, enable_stats=True)

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import json
+import pickle
 import warnings
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -32,6 +33,7 @@ from airflow_datum_provider.core.spec import (
     iter_pfs_inputs,
     join,
     load_spec,
+    load_specs,
     parse_duration,
     parse_input,
     parse_spec,
@@ -251,6 +253,45 @@ def test_load_spec(tmp_path: Path) -> None:
     path.write_text(REALISTIC_YAML, encoding="utf-8")
     assert load_spec(path) == parse_spec(REALISTIC_YAML)
     assert load_spec(str(path)).name == "train-models"
+
+
+SPEC_FILE_ERRORS: list[tuple[bytes | None, str, str]] = [
+    (
+        b"pipeline:\n  name: x\n input: 3\n",
+        "not valid JSON or YAML: ",
+        "(line 3, column 2)",
+    ),
+    (b"pipeline: {name: x}\npipeline: {name: y}\n", "key `pipeline` is given twice", "(line 2)"),
+    (
+        b"pipeline: {name: x}\ninput: {pfs: {repo: a, glob: '/a/('}}\ntransform: {cmd: [sh]}\n",
+        "input.pfs.glob: `/a/(`",
+        "is not a valid glob",
+    ),
+    (b"\xff\xfe", "not UTF-8 text", ""),
+    (None, "cannot read the spec file (No such file or directory)", ""),
+]
+
+
+@pytest.mark.parametrize(
+    ("data", "start", "end"),
+    SPEC_FILE_ERRORS,
+    ids=["yaml-syntax", "duplicate-key", "bad-field", "not-utf8", "missing"],
+)
+def test_spec_file_errors_are_one_line_naming_the_file(
+    tmp_path: Path, data: bytes | None, start: str, end: str
+) -> None:
+    path = tmp_path / "bad.yaml"
+    if data is not None:
+        path.write_bytes(data)
+    for load in (load_spec, load_specs):
+        with pytest.raises(SpecError) as raised:
+            load(path)
+        message = str(raised.value)
+        assert message.startswith(f"{path}: {start}"), message
+        assert end in message
+        assert "\n" not in message
+        assert raised.value.path == str(path)
+        assert pickle.loads(pickle.dumps(raised.value)).args == raised.value.args
 
 
 def test_glob_is_cleaned_and_defaults_applied() -> None:

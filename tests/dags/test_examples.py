@@ -111,3 +111,39 @@ def test_task_datum_chain(bag: Any, store: Any) -> None:
     assert store.read_bytes("title_case", "master", "/a.txt") == b"Hello World"
     assert store.read_bytes("letters", "master", "/a.txt") == b"10"
     assert store.read_bytes("letters", "master", "/b.txt") == b"2"
+
+
+def test_make_airflow_seeds_every_example_dags_input(bag: Any, store: Any) -> None:
+    """``make airflow``'s seeding step: every example DAG finds its input and has datums.
+
+    The input repos of each DAG (those no pipeline of the same DAG writes) exist after the
+    seeding, and planning each pipeline on them gives at least one datum (the join's stations
+    match). ``dag.test()`` of each DAG runs above on data of its own.
+    """
+    from airflow_datum_provider.core.plan import list_datums, pin_inputs
+    from airflow_datum_provider.core.spec import iter_pfs_inputs, parse_spec
+    from airflow_datum_provider.demo import SEEDED_REPOS, seed_examples
+    from airflow_datum_provider.operators.datum import CreateDatumsOperator
+
+    _put(store, "notes", {"/mine.txt": "my own note"})  # a repo with data is left as it is
+    seed_examples(store.url)
+    heads = {repo: store.branch_head(repo, "master") for repo in SEEDED_REPOS}
+    seed_examples(store.url)  # idempotent: nothing moves
+    assert {repo: store.branch_head(repo, "master") for repo in SEEDED_REPOS} == heads
+    assert [f.path for f in store.list_files("notes", "master", "/")] == ["/mine.txt"]
+
+    needed = set()
+    for dag in bag.dags.values():
+        creates = [t for t in dag.tasks if isinstance(t, CreateDatumsOperator)]
+        made = {t.pipeline for t in creates}
+        assert creates, dag.dag_id
+        for task in creates:
+            spec = parse_spec(task.spec)
+            repos = {leaf.repo for leaf in iter_pfs_inputs(spec.input)}
+            if repos & made:
+                continue  # reads a pipeline of the same DAG, which its run makes first
+            needed |= repos
+            pins = pin_inputs(store, spec.input, spec.name)
+            datums = list(list_datums(store, spec.input, pins, pipeline=spec.name))
+            assert datums, f"{dag.dag_id}: pipeline {spec.name} has no datum on the seeded data"
+    assert needed == set(SEEDED_REPOS)
