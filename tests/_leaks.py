@@ -14,6 +14,13 @@ pytest's children, reaps them all, and the summary lists what it found running.
 Every process started under a session carries ``DATUM_TEST_SESSION=<pytest pid>:<rootdir>``;
 a later session over the same rootdir kills what a session that died without its teardown
 (``kill -9`` of pytest, an outer ``timeout``) left running, and reports it.
+
+Under pytest-xdist each worker is the subreaper of its own tests' processes and runs the checks
+above for them. The controller alone kills what dead sessions left, and its marker is the one
+the workers' processes carry: its command line is pytest's, while a worker's is ``python -c ...``
+(it reads ``[pytest-xdist running] ...`` only where setproctitle is installed), so no worker's
+running processes look orphaned to a later session or a restarted worker. The controller is a
+subreaper too: what a crashed worker left is its child, swept once the workers are shut down.
 """
 
 from __future__ import annotations

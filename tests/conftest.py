@@ -9,7 +9,6 @@ fixture, never at module level.
 from __future__ import annotations
 
 import os
-import socket
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,10 +18,12 @@ import pytest
 from hypothesis import settings
 
 from tests import _leaks
+from tests._ports import free_port
 
 _WATCHING = pytest.StashKey[bool]()
 _BASELINE = pytest.StashKey[set[int]]()
 _LEFT: list[str] = []
+_WORKER_LEFT = "datum_processes_left"
 
 # No per-example deadline (a loaded 2-core machine is slow, not wrong); CI replays the same
 # examples every run so a red build is reproducible.
@@ -59,11 +60,23 @@ def pytest_configure(config: pytest.Config) -> None:
     # a dead earlier session over this checkout left running is killed first.
     if _leaks.become_subreaper():
         config.stash[_WATCHING] = True
+        if _xdist_worker(config) and _leaks.SESSION_ENV in os.environ:
+            # A pytest-xdist worker: the controller already killed what dead sessions left and
+            # owns the session. Its marker, inherited here, names a `pytest` command line (a
+            # worker's is `python -c ...` unless setproctitle renames it), so a later session
+            # (or a restarted worker) over this checkout sees a worker's processes as live.
+            return
         rootdir = str(config.rootpath)
         _LEFT.extend(
             f"(a dead earlier session) {line}" for line in _leaks.reap_dead_sessions(rootdir)
         )
         os.environ[_leaks.SESSION_ENV] = _leaks.session_marker(rootdir)
+
+
+def _xdist_worker(config: pytest.Config) -> str | None:
+    """The pytest-xdist worker id (``gw0``...) of this process; None in a serial session."""
+    workerinput: dict[str, Any] | None = getattr(config, "workerinput", None)
+    return None if workerinput is None else str(workerinput["workerid"])
 
 
 @pytest.hookimpl(wrapper=True)
@@ -92,10 +105,26 @@ def pytest_runtest_teardown(item: pytest.Item) -> Iterator[None]:
     return result
 
 
+@pytest.hookimpl(trylast=True)
 def pytest_sessionfinish(session: pytest.Session) -> None:
-    """Every fixture is torn down: kill and list whatever the session left running."""
-    if session.config.stash.get(_WATCHING, False):
+    """Every fixture is torn down: kill and list whatever the session left running.
+
+    Last, so that under pytest-xdist the controller sweeps only once its workers are shut down
+    (they are its children too): what it finds is what a crashed worker left. A worker has no
+    terminal summary: it hands its lines to the controller, which prints them.
+    """
+    config = session.config
+    if config.stash.get(_WATCHING, False):
         _LEFT.extend(f"(at the session's end) {line}" for line in _leaks.sweep())
+    worker = _xdist_worker(config)
+    if worker is not None:
+        config.workeroutput[_WORKER_LEFT] = [f"[{worker}] {line}" for line in _LEFT]  # type: ignore[attr-defined]
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: Any) -> None:
+    """pytest-xdist controller: a worker finished; take the leftovers it reported."""
+    _LEFT.extend(getattr(node, "workeroutput", {}).get(_WORKER_LEFT, []))
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
@@ -105,11 +134,20 @@ def pytest_terminal_summary(terminalreporter: Any) -> None:
             terminalreporter.write_line(line)
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test that uses the S3 server ``s3``, so ``-m "not s3"`` deselects them."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark every test that uses the S3 server ``s3``, so ``-m "not s3"`` deselects them.
+
+    Under pytest-xdist (``make unit``: ``--dist loadfile --no-loadscope-reorder``, files handed
+    out in this order) the files with a ``slow`` test go first, in their own order, so that the
+    longest files (the Airflow stacks) do not start last while the other worker is idle. Every
+    worker sorts the same collection the same way; a serial session keeps the file order.
+    """
     for item in items:
         if "s3_server" in getattr(item, "fixturenames", ()):
             item.add_marker(pytest.mark.s3)
+    if _xdist_worker(config) is not None:
+        slow = {item.path for item in items if item.get_closest_marker("slow")}
+        items.sort(key=lambda item: item.path not in slow)
 
 
 @pytest.fixture(scope="session")
@@ -132,13 +170,6 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         yield home
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @pytest.fixture(scope="session")
 def s3_server() -> Iterator[str]:
     """A moto S3 server on 127.0.0.1 for the whole session; yields its endpoint URL."""
@@ -151,7 +182,7 @@ def s3_server() -> Iterator[str]:
             mp.setenv(name, value)
         for name in _AWS_UNSET:
             mp.delenv(name, raising=False)
-        port = _free_port()
+        port = free_port()
         server = server_mod.ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
         server.start()
         try:

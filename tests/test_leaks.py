@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 import uuid
 from pathlib import Path
 
@@ -29,6 +30,7 @@ from tests.conftest import (
     pytest_runtest_teardown,
     pytest_sessionfinish,
     pytest_terminal_summary,
+    pytest_testnodedown,
 )
 """
 
@@ -104,25 +106,59 @@ def _holding(token: str) -> list[int]:
     return found
 
 
-def _session(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
+HOLDS = """
+import os
+import subprocess
+import time
+from pathlib import Path
+
+
+def test_holds_a_process_until_told():
+    ready, go = Path({ready!r}), Path({go!r})
+    child = subprocess.Popen(["sleep", "300"], env={{**os.environ, "LEAK_TOKEN": {token!r}}})
+    (ready.parent / "ready.tmp").write_text(str(child.pid))
+    (ready.parent / "ready.tmp").rename(ready)
+    deadline = time.monotonic() + 240
+    while not go.exists() and time.monotonic() < deadline:
+        time.sleep(0.02)
+    assert child.poll() is None, "killed while its session was running"
+    child.kill()
+    child.wait()
+"""
+
+XDIST = ("-n", "2")
+
+
+def _argv(folder: Path, *args: str) -> list[str]:
+    pytest = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
+    return [*pytest, "--rootdir", str(folder), "-c", os.devnull, str(folder), *args]
+
+
+def _env() -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if k != _leaks.SESSION_ENV}
     env["PYTHONPATH"] = str(REPO_ROOT)
+    return env
+
+
+def _session(folder: Path, *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "no:randomly"]
-        + ["--rootdir", str(folder), "-c", os.devnull, str(folder), *args],
+        _argv(folder, *args),
         cwd=folder,
-        env=env,
+        env=_env(),
         capture_output=True,
         text=True,
         timeout=300,
     )
 
 
-def test_leftovers_are_killed_and_user_code_fails_its_test(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [(), XDIST], ids=["serial", "xdist"])
+def test_leftovers_are_killed_and_user_code_fails_its_test(
+    tmp_path: Path, workers: tuple[str, ...]
+) -> None:
     token = uuid.uuid4().hex
     (tmp_path / "conftest.py").write_text(CONFTEST)
     (tmp_path / "test_inner.py").write_text(textwrap.dedent(INNER.format(token=token)))
-    done = _session(tmp_path)
+    done = _session(tmp_path, *workers)
     out = done.stdout
     assert done.returncode == 1, out + done.stderr
     assert "4 passed, 2 errors" in out, out  # the two errors are at teardown
@@ -151,4 +187,39 @@ def test_a_later_session_kills_what_a_dead_one_left(tmp_path: Path) -> None:
     (left,) = _holding(token)
     second = _session(tmp_path, "-k", "nothing")
     assert f"(a dead earlier session) {left} sleep 300" in second.stdout, second.stdout
+    assert _holding(token) == []
+
+
+def test_a_later_session_leaves_a_running_xdist_workers_processes_alone(tmp_path: Path) -> None:
+    """Its processes carry the controller's marker (a pytest command line), not the worker's."""
+    token = uuid.uuid4().hex
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    ready, go = tmp_path / "ready", tmp_path / "go"
+    (inner / "conftest.py").write_text(CONFTEST)
+    holds = HOLDS.format(ready=str(ready), go=str(go), token=token)
+    (inner / "test_holds.py").write_text(textwrap.dedent(holds))
+    running = subprocess.Popen(
+        _argv(inner, *XDIST),
+        cwd=inner,
+        env=_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 240
+        while not ready.exists() and running.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert ready.exists(), "the xdist session's test never started its process"
+        held = int(ready.read_text())
+        assert _holding(token) == [held]
+        later = _session(inner, "-k", "nothing")
+        assert "(a dead earlier session)" not in later.stdout, later.stdout
+        assert _holding(token) == [held]
+    finally:
+        go.touch()
+        out, err = running.communicate(timeout=300)
+    assert running.returncode == 0, out + err
+    assert "1 passed" in out, out
     assert _holding(token) == []

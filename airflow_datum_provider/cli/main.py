@@ -17,6 +17,7 @@ import importlib
 import os
 import re
 import sys
+import textwrap
 import traceback
 from typing import Any, NoReturn
 
@@ -94,7 +95,18 @@ class DatumGroup(click.Group):
         with formatter.section("Nouns"):
             formatter.write_text(", ".join(_NOUNS) + " (plurals work too: list repos, jobs ...)")
         with formatter.section("Store"):
-            formatter.write_text(f"{url} (from {source}); see: datumctl config")
+            # Wrapped at spaces only: click would break a long URL at a hyphen (or anywhere),
+            # and the path shown must be one a user can copy.
+            indent = " " * formatter.current_indent
+            text = textwrap.fill(
+                f"{url} (from {source}); see: datumctl config",
+                formatter.width,
+                initial_indent=indent,
+                subsequent_indent=indent,
+                break_on_hyphens=False,
+                break_long_words=False,
+            )
+            formatter.write(text + "\n")
         super().format_epilog(ctx, formatter)
 
     def invoke(self, ctx: click.Context) -> Any:

@@ -249,6 +249,15 @@ def test_store_comes_from_option_then_env_then_default(
     ).stdout.decode().replace("\n  ", " ")
 
 
+def test_help_shows_a_long_store_path_unbroken(run: Run, tmp_path: Path) -> None:
+    """A long path with hyphens is on one line of ``--help`` (click wraps at hyphens too)."""
+    store = tmp_path / ("a-long-name" * 4) / "with-hyphens-every-few-letters" / "store"
+    out = run("--help", store=False, env={"DATUM_STORE": str(store)}).stdout.decode()
+    lines = out.splitlines()
+    assert f"  {store}" in lines, out  # longer than the help's width: alone on its line
+    assert lines[lines.index(f"  {store}") + 1] == "  (from $DATUM_STORE); see: datumctl config"
+
+
 def test_a_typo_in_store_is_refused_by_read_verbs(run: Run, tmp_path: Path) -> None:
     """A store that does not exist is not silently a new, empty one."""
     typo = tmp_path / "stroe"

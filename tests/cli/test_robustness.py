@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -17,6 +16,7 @@ from click.testing import CliRunner
 from airflow_datum_provider.cli.main import cli
 from airflow_datum_provider.core.listing import glob_files
 from airflow_datum_provider.core.store import Store
+from tests._ports import free_port
 from tests.cli.conftest import DATUMCTL, Run
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="signals, FIFOs and symlinks")
@@ -27,10 +27,8 @@ def stderr_lines(proc: subprocess.CompletedProcess[bytes]) -> list[str]:
 
 
 def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-    return port  # nothing listens there once the socket is closed
+    # Nothing listens there, and no other test process (an xdist worker) starts a server there.
+    return free_port()
 
 
 @pytest.fixture

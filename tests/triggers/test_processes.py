@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -24,6 +23,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests._ports import free_port as _free_port
 
 pytestmark = [pytest.mark.slow, pytest.mark.airflow]
 
@@ -116,13 +117,6 @@ with DAG("total", schedule=[DatumAsset("upper")], start_date=START, catchup=Fals
 
     run_total()
 '''
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 def _wait(what: str, check: Callable[[], Any], timeout: float = WAIT, every: float = 1.0) -> Any:
