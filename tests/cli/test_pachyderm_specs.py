@@ -218,11 +218,12 @@ def test_multi_pipeline_file_applies_in_order(run: Run, store_dir: Path, tmp_pat
 def test_one_bad_spec_refuses_the_whole_file(run: Run, tmp_path: Path) -> None:
     _put(run, "words", {"/a": "ab"})
     bad = MULTI.replace("datumTries: 0", "datumTries: 0\ndatum_tries: 2")
-    proc = run("create", "pipeline", "-f", _spec(tmp_path, bad, "bad.yaml"), code=1)
+    spec = _spec(tmp_path, bad, "bad.yaml")
+    proc = run("create", "pipeline", "-f", spec, code=1)
     err = proc.stderr.decode().strip()
     assert err == (
-        "datumctl: error: spec 2 of 2: datum_tries: `datum_tries` and `datumTries` are the same "
-        "field; give one"
+        f"datumctl: error: {spec}: spec 2 of 2: datum_tries: `datum_tries` and `datumTries` are "
+        "the same field; give one"
     )
     assert "upper" not in run("list", "pipeline").stdout.decode()
     missing = MULTI.replace("repo: upper", "repo: nowhere")
