@@ -147,17 +147,30 @@ class _Server:
         os.chmod(self.path, 0o600)
         self.sock.listen(16)
         self.lock = threading.Lock()
+        self.changed = threading.Condition(self.lock)
         self.group: int | None = None  # the process group allowed to call, and its generation
         self.generation = 0
+        self.starting = False  # a process is being started: its group is not known yet
         self.closed = False
         self.refused = 0
         self.thread = threading.Thread(target=self._accept, name="datum-next", daemon=True)
         self.thread.start()
 
+    def expect(self) -> None:
+        """A process is about to start: callers wait for :meth:`allow` before they are checked.
+
+        Its first call can arrive before ``Popen`` has returned in this process (a loaded
+        machine may not run the starting thread for a while): it must not be refused for that.
+        """
+        with self.lock:
+            self.starting = True
+
     def allow(self, group: int | None, generation: int) -> None:
         with self.lock:
             self.group = group
             self.generation = generation
+            self.starting = False
+            self.changed.notify_all()
 
     def _accept(self) -> None:
         while True:
@@ -186,6 +199,7 @@ class _Server:
         try:
             pid, uid = _peer(conn)
             with self.lock:
+                self.changed.wait_for(lambda: not self.starting, timeout=_READ_TIMEOUT)
                 group, generation = self.group, self.generation
             try:
                 peer_group = os.getpgid(pid)
@@ -312,6 +326,7 @@ class BatchingRuntime:
             argv = wrap_command(argv, scratch_root=self.root, working_dir=self.working_dir)
             cwd = None
         stdin = self.options.stdin
+        self._server.expect()
         try:
             proc = subprocess.Popen(
                 argv,
@@ -324,6 +339,7 @@ class BatchingRuntime:
                 close_fds=True,
             )
         except OSError as exc:
+            self._server.allow(None, self._generation)
             return f"cannot run {argv[0]!r}: {exc.strerror or exc}"
         self.starts += 1
         self._proc = proc

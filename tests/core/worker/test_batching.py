@@ -179,6 +179,40 @@ def test_exit_1_once_then_success(store: Store, tmp_path: Path) -> None:
     assert _starts(tmp_path) == 4
 
 
+def test_a_first_call_before_popen_returns_is_served_not_refused(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A loaded machine can run the new process's first call before the starting thread gets
+    back from ``Popen``: the call waits for the process's group to be known (it was refused,
+    so the user code failed its first datum and was started again: one CI failure)."""
+    import subprocess
+    import threading
+
+    from airflow_datum_provider.core.worker import batching
+
+    calling = threading.Event()
+    real_peer, real_popen = batching._peer, subprocess.Popen
+
+    def peer(conn: socket.socket) -> tuple[int, int]:
+        calling.set()  # the server is checking a caller now
+        return real_peer(conn)
+
+    def late_popen(*args: Any, **kwargs: Any) -> Any:
+        proc = real_popen(*args, **kwargs)
+        assert calling.wait(timeout=60), "the user process never called next datum"
+        calling.clear()
+        return proc  # only now can the runtime say which process group may call
+
+    monkeypatch.setattr(batching, "_peer", peer)
+    monkeypatch.setattr(batching.subprocess, "Popen", late_popen)
+    _pipeline(store, _python(tmp_path, PY_COPY))
+    job = run_pipeline(store, "batch")
+    assert (job.state, job.processed) == ("success", 15), job.reason
+    assert _outputs(store) == EXPECTED
+    assert _starts(tmp_path) == 3  # once per set: no first call was refused
+    assert all(r["attempts"] == 1 for r in _results(store, job))
+
+
 def test_datum_timeout_once_then_success(store: Store, tmp_path: Path) -> None:
     body = (
         "if name == 'f11' and not once.exists():\n    once.touch()\n    time.sleep(600)\n" + PY_COPY
