@@ -338,9 +338,11 @@ class BatchingRuntime:
                 start_new_session=True,
                 close_fds=True,
             )
-        except OSError as exc:
-            self._server.allow(None, self._generation)
-            return f"cannot run {argv[0]!r}: {exc.strerror or exc}"
+        except BaseException as exc:
+            self._server.allow(None, self._generation)  # nothing started: stop expecting it
+            if isinstance(exc, OSError):
+                return f"cannot run {argv[0]!r}: {exc.strerror or exc}"
+            raise
         self.starts += 1
         self._proc = proc
         self._server.allow(proc.pid, self._generation)
