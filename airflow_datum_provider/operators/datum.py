@@ -55,13 +55,13 @@ def check_store_arg(store: Any) -> None:
     """
     import os
 
-    from airflow_datum_provider.core.store import check_store_url
+    from airflow_datum_provider.core.store import Store, check_store_url
 
-    if store is None or (hasattr(store, "fs") and hasattr(store, "path")):
-        return
-    from airflow_datum_provider.core.store import Store
-
-    if isinstance(store, Store):
+    if (
+        store is None
+        or isinstance(store, Store)
+        or (hasattr(store, "fs") and hasattr(store, "path"))
+    ):
         return
     if isinstance(store, os.PathLike):
         store = os.fspath(store)
@@ -101,7 +101,7 @@ def _one_line(what: str) -> Iterator[None]:
 
     try:
         yield
-    except (DatumError, ValueError, TypeError) as exc:
+    except (DatumError, ValueError) as exc:  # not TypeError: that is a bug, not input
         text = str(exc)
         if not text.startswith(what.split(" ", 1)[0]):  # "pipeline x: pipeline 'x' not found"
             text = f"{what}: {text}"
